@@ -1,0 +1,1 @@
+"""Tessera off-chain agents."""

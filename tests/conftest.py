@@ -1,0 +1,63 @@
+"""Shared pytest fixtures.
+
+The brownie pytest plugin launches the `development` network (anvil) once per
+session when the first test is collected. We point it at a free loopback port
+first, so the suite never attaches to a chain someone else left on 8545.
+Agent tests that need Ray share one light local cluster per session.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from brownie._config import CONFIG
+
+    port = int(os.environ.get("TESSERA_TEST_CHAIN_PORT") or _free_port())
+    for network_id in ("development", "anvil"):
+        net = CONFIG.networks.get(network_id)
+        if net is not None and "cmd_settings" in net:
+            net["cmd_settings"]["port"] = port
+            net["cmd_settings"]["accounts"] = 20
+            net["cmd_settings"]["gas_limit"] = 30_000_000
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray cluster for the whole session (TOOLCHAIN.md's light settings)."""
+    ray = pytest.importorskip("ray")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if not ray.is_initialized():
+        ray.init(
+            address="local",
+            num_cpus=2,
+            include_dashboard=False,
+            object_store_memory=200 * 2**20,
+            log_to_driver=False,
+            _system_config={"enable_worker_prestart": False},
+        )
+    yield ray
+    ray.shutdown()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Stop the anvil brownie launched now, so pytest's summary is the last line printed."""
+    import contextlib
+    import io
+
+    from brownie.network import rpc
+
+    if rpc.is_active():
+        with contextlib.redirect_stdout(io.StringIO()):
+            rpc.kill(exc=False)
