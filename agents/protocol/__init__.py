@@ -1,0 +1,1 @@
+"""Pure protocol logic (no I/O): round phases, votes, share arithmetic."""

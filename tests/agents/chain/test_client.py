@@ -1,0 +1,148 @@
+"""ChainClient against a real anvil: sends, decoded reverts, events, a flaky RPC."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+import urllib.request
+
+import pytest
+
+from agents.chain.client import ChainClient, EventCursor
+from agents.chain.deploy import deploy_contract
+from agents.chain.deployments import Deployment, load_deployment, save_deployment
+from agents.chain.errors import DeploymentNotFound, RevertError, RPCUnreachable
+from agents.chain.keys import dev_account, load_account
+from agents.chain.local import LocalChain, free_port
+
+
+@pytest.fixture(scope="module")
+def chain():
+    with LocalChain(block_time=None) as c:
+        yield c
+
+
+@pytest.fixture()
+def token_client(chain):
+    owner = dev_account(0, 31337)
+    client = ChainClient(chain.url, owner, deployment=Deployment(31337, 0, {}))
+    address = deploy_contract(client, "TesseraToken", owner.address)
+    client.deployment = Deployment(31337, 0, {"TesseraToken": address})
+    return client
+
+
+def test_send_and_call(token_client):
+    alice = dev_account(1, 31337).address
+    receipt = token_client.send("TesseraToken", "mint", alice, 10**18)
+    assert receipt["status"] == 1
+    assert token_client.call("TesseraToken", "balanceOf", alice) == 10**18
+
+
+def test_revert_is_decoded_custom_error_with_values(token_client, chain):
+    stranger = dev_account(2, 31337)
+    other = ChainClient(chain.url, stranger, deployment=token_client.deployment)
+    with pytest.raises(RevertError) as info:
+        other.send("TesseraToken", "mint", stranger.address, 1)
+    assert info.value.error_name == "OwnableUnauthorizedAccount"
+    assert stranger.address.lower() in str(info.value).lower()
+    assert "\n" not in str(info.value)
+    # Nothing was sent: the nonce of the stranger is unchanged.
+    assert other.w3.eth.get_transaction_count(stranger.address) == 0
+
+
+def test_event_cursor_reads_each_event_once(token_client):
+    start = token_client.head()
+    cursor = EventCursor(token_client, [("TesseraToken", "Transfer")], start)
+    token_client.send("TesseraToken", "mint", dev_account(3, 31337).address, 5)
+    first = cursor.poll()
+    assert [e.args["value"] for e in first] == [5]
+    assert cursor.poll() == []
+    token_client.send("TesseraToken", "mint", dev_account(3, 31337).address, 7)
+    assert [e.args["value"] for e in cursor.poll()] == [7]
+    # A restarted agent rebuilds the same view from the chain alone.
+    replay = EventCursor(token_client, [("TesseraToken", "Transfer")], start).poll()
+    assert [e.args["value"] for e in replay] == [5, 7]
+
+
+class _FlakyProxy(http.server.BaseHTTPRequestHandler):
+    """Forwards JSON-RPC to anvil but answers every third request with HTTP 503."""
+
+    counter = 0
+    upstream = ""
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).counter += 1
+        if type(self).counter % 3 == 0:
+            self.send_response(503)
+            self.end_headers()
+            return
+        req = urllib.request.Request(
+            self.upstream, data=body, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            data = resp.read()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_rpc_failing_every_third_request_still_works(token_client, chain):
+    _FlakyProxy.upstream = chain.url
+    _FlakyProxy.counter = 0
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FlakyProxy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        flaky = ChainClient(url, dev_account(0, 31337), deployment=token_client.deployment)
+        flaky.w3.provider.backoff = 0.01
+        bob = dev_account(4, 31337).address
+        for _ in range(3):
+            flaky.send("TesseraToken", "mint", bob, 1)
+        assert flaky.call("TesseraToken", "balanceOf", bob) == 3
+        assert _FlakyProxy.counter >= 9  # the proxy really did fail requests
+    finally:
+        server.shutdown()
+
+
+def test_unreachable_rpc_is_one_clear_error():
+    with pytest.raises(RPCUnreachable) as info:
+        client = ChainClient(f"http://127.0.0.1:{free_port()}", retries=2)
+        client.w3.provider.backoff = 0.01
+    assert "cannot reach RPC" in str(info.value)
+
+
+def test_deployments_registry_round_trip(tmp_path):
+    dep = Deployment(11155111, 42, {"JobMarket": "0x" + "11" * 20}, deployer="0x" + "22" * 20)
+    save_deployment(dep, tmp_path)
+    assert load_deployment(11155111, tmp_path) == dep
+    with pytest.raises(DeploymentNotFound):
+        load_deployment(5, tmp_path)
+
+
+def test_dev_accounts_refused_off_dev_chains():
+    with pytest.raises(Exception, match="only on local dev chains"):
+        dev_account(0, 11155111)
+
+
+def test_key_from_env_and_keystore(tmp_path, monkeypatch):
+    from eth_account import Account
+
+    acct = Account.create()
+    monkeypatch.setenv("TESSERA_PRIVATE_KEY", acct.key.hex())
+    assert load_account().address == acct.address
+    keystore = tmp_path / "key.json"
+    import json
+
+    keystore.write_text(json.dumps(Account.encrypt(acct.key, "pw")))
+    monkeypatch.delenv("TESSERA_PRIVATE_KEY")
+    monkeypatch.setenv("TESSERA_KEYSTORE_PASSWORD", "pw")
+    assert load_account(keystore=keystore).address == acct.address
+    monkeypatch.setenv("TESSERA_KEYSTORE_PASSWORD", "wrong")
+    with pytest.raises(Exception, match="cannot decrypt"):
+        load_account(keystore=keystore)
