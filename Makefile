@@ -38,7 +38,7 @@ $(PY_STAMP): pyproject.toml
 	@touch $@
 
 $(NODE_STAMP): package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	npm install --no-audit --no-fund --loglevel=error
 	@touch $@
 
 $(SOLC_LINK): scripts/solc-shim.js $(NODE_STAMP)
