@@ -148,6 +148,7 @@ class RoundRecord(Document):
     provider: Address
     spec: CID
     parent_checkpoint: CID | None
+    parent_record: CID | None = None
     new_checkpoint: CID
     data_shards: list[CID] = []
     trace_root: Hash32
