@@ -1,0 +1,110 @@
+"""Stage state <-> safetensors bytes (never pickle).
+
+A stage's state is everything that determines its next step: parameters, the
+AdamW moments and step counts, and the compression error-feedback residuals.
+It is a flat name -> tensor mapping with these prefixes:
+
+    param/<name>              the stage's parameters (GPT's names)
+    optim/<name>/exp_avg      AdamW first moment
+    optim/<name>/exp_avg_sq   AdamW second moment
+    optim/<name>/step         AdamW step count (float32 scalar, as torch keeps it)
+    residual/<boundary>       error-feedback residual of a compressed boundary
+
+The file's metadata names the format, the stage and the content hash; loading
+recomputes the hash, so a flipped bit is an error rather than silent data.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from agents.training.errors import CheckpointError
+from agents.training.hashing import tensors_hash
+
+FORMAT = "tessera/stage-state@1"
+
+
+@dataclass(frozen=True)
+class StageState:
+    """A stage's full state: tensors plus who it belongs to."""
+
+    tensors: Mapping[str, torch.Tensor]
+    stage: int
+    num_stages: int
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    def params(self) -> dict[str, torch.Tensor]:
+        """The parameters alone, under GPT's names."""
+        return {k[6:]: v for k, v in self.tensors.items() if k.startswith("param/")}
+
+
+def state_hash(tensors: Mapping[str, torch.Tensor] | StageState) -> str:
+    """The 0x hash of a stage state (parameters, optimizer state and residuals)."""
+    if isinstance(tensors, StageState):
+        tensors = tensors.tensors
+    return tensors_hash(tensors, domain="stage-state")
+
+
+def state_to_bytes(state: StageState) -> bytes:
+    """Serialise a stage state to safetensors bytes carrying its own content hash."""
+    metadata = {
+        "format": FORMAT,
+        "stage": str(state.stage),
+        "num_stages": str(state.num_stages),
+        "state_hash": state_hash(state),
+        "extra": json.dumps(dict(state.extra), sort_keys=True),
+    }
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.tensors.items()}
+    return st_save(tensors, metadata=metadata)
+
+
+def state_from_bytes(data: bytes, *, stage: int | None = None) -> StageState:
+    """Parse safetensors bytes into a StageState, checking format, stage and content hash."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise CheckpointError(f"stage checkpoint must be bytes, got {type(data).__name__}")
+    data = bytes(data)
+    try:
+        tensors = st_load(data)
+        metadata = _read_metadata(data)
+    except (SafetensorError, ValueError, RuntimeError, OverflowError) as exc:
+        raise CheckpointError(f"stage checkpoint is not valid safetensors: {exc}") from None
+    if metadata.get("format") != FORMAT:
+        raise CheckpointError(f"stage checkpoint has format {metadata.get('format')!r}")
+    try:
+        own_stage = int(metadata["stage"])
+        num_stages = int(metadata["num_stages"])
+        extra = json.loads(metadata.get("extra", "{}"))
+    except (KeyError, ValueError) as exc:
+        raise CheckpointError(f"stage checkpoint metadata is malformed: {exc}") from None
+    if stage is not None and own_stage != stage:
+        raise CheckpointError(f"checkpoint is for stage {own_stage}, not stage {stage}")
+    state = StageState(tensors=tensors, stage=own_stage, num_stages=num_stages, extra=extra)
+    actual = state_hash(state)
+    if actual != metadata.get("state_hash"):
+        raise CheckpointError(
+            f"stage checkpoint content hash {actual} does not match its header "
+            f"{metadata.get('state_hash')}"
+        )
+    return state
+
+
+def _read_metadata(data: bytes) -> dict[str, str]:
+    # safetensors' torch loader drops the metadata; the header is a u64
+    # little-endian length followed by that many bytes of JSON.
+    if len(data) < 8:
+        raise ValueError("file shorter than its header length")
+    n = int.from_bytes(data[:8], "little")
+    if n > len(data) - 8:
+        raise ValueError("header length beyond end of file")
+    header = json.loads(data[8 : 8 + n])
+    metadata = header.get("__metadata__") or {}
+    if not isinstance(metadata, dict):
+        raise ValueError("metadata is not an object")
+    return metadata

@@ -1,0 +1,67 @@
+"""The model cut into S contiguous pipeline stages.
+
+Stage 0 holds the embedding, the last stage the final norm and head; the
+blocks are split as evenly as possible, earlier stages taking the remainder.
+A stage's parameter names are the same as in `GPT` ("blocks.3.attn.qkv.weight"),
+and its weights come from the same per-part seeds, so the stages of one seed
+together are exactly `GPT(cfg, seed)`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from agents.training.config import ModelConfig
+from agents.training.errors import StageError
+from agents.training.model import Block, Embedding, Head
+
+
+def stage_layer_ranges(n_layer: int, num_stages: int) -> list[tuple[int, int]]:
+    """Half-open block ranges [start, end) of each stage, contiguous and balanced."""
+    if num_stages < 1:
+        raise StageError(f"num_stages must be at least 1, got {num_stages}")
+    if num_stages > n_layer:
+        raise StageError(f"cannot split {n_layer} layers into {num_stages} stages")
+    base, extra = divmod(n_layer, num_stages)
+    ranges, start = [], 0
+    for s in range(num_stages):
+        end = start + base + (1 if s < extra else 0)
+        ranges.append((start, end))
+        start = end
+    return ranges
+
+
+class StageModule(nn.Module):
+    """One stage: optional embedding, a run of blocks, optional head."""
+
+    def __init__(self, cfg: ModelConfig, stage: int, num_stages: int, seed: int) -> None:
+        super().__init__()
+        ranges = stage_layer_ranges(cfg.n_layer, num_stages)
+        if not 0 <= stage < num_stages:
+            raise StageError(f"stage {stage} is not in 0..{num_stages - 1}")
+        self.cfg = cfg
+        self.stage = stage
+        self.num_stages = num_stages
+        self.layers = ranges[stage]
+        self.is_first = stage == 0
+        self.is_last = stage == num_stages - 1
+        self.embed = Embedding(cfg, seed) if self.is_first else None
+        # A ModuleDict keyed by the global layer index keeps GPT's names.
+        self.blocks = nn.ModuleDict({str(i): Block(cfg, seed, i) for i in range(*self.layers)})
+        self.head = Head(cfg, seed) if self.is_last else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Token ids (stage 0) or hidden states -> hidden states, or logits on the last stage."""
+        if self.embed is not None:
+            x = self.embed(x)
+        for block in self.blocks.values():
+            x = block(x)
+        if self.head is not None:
+            x = self.head(x)
+        return x
+
+
+def build_stage(cfg: ModelConfig, stage: int, num_stages: int, seed: int) -> StageModule:
+    """Build stage `stage` of `num_stages`, equal to that slice of `GPT(cfg, seed)`."""
+    return StageModule(cfg, stage, num_stages, seed)

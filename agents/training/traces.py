@@ -1,0 +1,78 @@
+"""Step-trace leaves: their on-chain hash, the round's tree, and audit sampling.
+
+Conventions a validator relies on (the worker records leaves this way):
+
+- index = step * micro_batches + micro_batch, `step` counted within the round.
+- params_before / params_after: `state_hash` of the whole stage state
+  (parameters, AdamW state, compression residuals) at the start / end of the
+  step; the same for every micro-batch of a step.
+- input: stage 0 -> tensor hash of the int64 token ids; other stages -> hash
+  of the payload received, as sent by the stage before.
+- output: the payload sent to the next stage; on the last stage the tensor
+  hash of the micro-batch's mean loss (float32 scalar).
+- grad_in: the payload received from the next stage; on the last stage the
+  tensor hash of the loss-gradient seed, the float32 scalar 1/micro_batches.
+- grad_out: the gradient payload sent to the stage before; stage 0 -> zero hash.
+- data_ref: stage 0 and the last stage -> `data.window_ref` of the micro-batch's
+  windows (shard CIDs, offsets and token bytes); middle stages -> zero hash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from eth_abi import encode as abi_encode
+from eth_utils import keccak
+
+from agents.lineage.documents import TraceLeaf
+from agents.training.merkle import MerkleError, MerkleTree, to_bytes32
+
+_LEAF_TYPES = ["uint256", "uint256"] + ["bytes32"] * 7
+_HASH_FIELDS = (
+    "params_before",
+    "input",
+    "output",
+    "grad_in",
+    "grad_out",
+    "params_after",
+    "data_ref",
+)
+
+
+def leaf_hash(leaf: TraceLeaf) -> bytes:
+    """keccak256(abi.encode(step, micro_batch, params_before, input, output, grad_in,
+    grad_out, params_after, data_ref)) — the leafHash the contracts see."""
+    values = [leaf.step, leaf.micro_batch] + [to_bytes32(getattr(leaf, f)) for f in _HASH_FIELDS]
+    return keccak(abi_encode(_LEAF_TYPES, values))
+
+
+def trace_tree(leaves: Sequence[TraceLeaf]) -> MerkleTree:
+    """The round's Merkle tree; leaves must be given with indices 0..n-1 in order."""
+    for i, leaf in enumerate(leaves):
+        if leaf.index != i:
+            raise MerkleError(f"leaf at position {i} has index {leaf.index}")
+    return MerkleTree([leaf_hash(leaf) for leaf in leaves])
+
+
+def sample_leaves(seed: bytes, stage: int, k: int, num_leaves: int) -> list[int]:
+    """The leaf indices a validator audits: sorted, unique, at most k.
+
+    index_j = uint256(keccak256(abi.encode(bytes32 seed, uint256 stage, uint256 j))) % num_leaves
+    for j = 0, 1, ..., skipping indices already drawn, until min(k, num_leaves)
+    are drawn or j reaches 4 * k + 16 (the bound keeps the cost fixed; with
+    k <= num_leaves / 2 it is almost never reached). k >= num_leaves -> all leaves.
+    """
+    if num_leaves < 1:
+        raise MerkleError(f"num_leaves must be positive, got {num_leaves}")
+    if k < 0:
+        raise MerkleError(f"k must be non-negative, got {k}")
+    seed = to_bytes32(seed)
+    if k >= num_leaves:
+        return list(range(num_leaves))
+    chosen: set[int] = set()
+    for j in range(4 * k + 16):
+        if len(chosen) == k:
+            break
+        digest = keccak(abi_encode(["bytes32", "uint256", "uint256"], [seed, stage, j]))
+        chosen.add(int.from_bytes(digest, "big") % num_leaves)
+    return sorted(chosen)

@@ -1,0 +1,502 @@
+"""The stage worker: forward, backward and optimizer step of ONE stage, with traces.
+
+`StageWorker` is a plain class with no transport: the in-process runner calls
+it directly and the Ray actor is a thin shell around it. Per step it is driven
+in GPipe order — `forward` for micro-batches 0..M-1, then `backward` for
+0..M-1, then `step` — and it refuses calls out of that order, because the
+gradient accumulation order changes float bits and a replay must match.
+
+Every micro-batch of every step becomes a `TraceLeaf` (see traces.py for what
+each hash covers). The worker keeps the round-start state and every payload it
+received during the round, so it can rebuild the exact state at the start of
+any step and publish an audit bundle for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import torch
+
+from agents.lineage.documents import JobSpec, TraceLeaf
+from agents.training import compression
+from agents.training.checkpoint import StageState, state_from_bytes, state_hash, state_to_bytes
+from agents.training.config import DeterminismConfig
+from agents.training.data import DataSource, MicroBatch, Window
+from agents.training.determinism import apply_determinism
+from agents.training.errors import CheckpointError, PipelineError, StageError
+from agents.training.hashing import ZERO_HASH, payload_nbytes, tensor_hash, tensors_hash
+from agents.training.model import lm_loss
+from agents.training.stages import build_stage
+from agents.training.traces import trace_tree
+
+Payload = dict[str, torch.Tensor]
+
+
+class Fault(Enum):
+    """Ways a dishonest provider lies in its computation (it hashes what it really did)."""
+
+    FAKE_GRADIENT = "fake_gradient"  # halves the outgoing gradient and the parameter update
+    SKIP_STEPS = "skip_steps"  # does no optimizer update but records the step
+    WRONG_DATA = "wrong_data"  # stage 0 / last stage read bytes next to the seeded window
+
+
+@dataclass(frozen=True)
+class StageRoundResult:
+    """What one stage produced in one round (the provider turns it into a RoundRecord)."""
+
+    job_id: int
+    round: int
+    stage: int
+    state_bytes: bytes
+    state_hash: str
+    leaves: list[TraceLeaf]
+    trace_root: str
+    metrics: dict[str, float]
+    bytes_sent: int
+    bytes_received: int
+    data_shards: list[str]
+    determinism: DeterminismConfig
+
+
+@dataclass
+class _MicroState:
+    """Live tensors of one micro-batch between its forward and backward."""
+
+    input_hash: str
+    output_hash: str
+    data_ref: str
+    x_in: torch.Tensor | None = None
+    out: torch.Tensor | None = None
+    loss: torch.Tensor | None = None
+    grad_in: str = ""
+    grad_out: str = ""
+
+
+@dataclass
+class _StepLog:
+    """What a step received, kept for audit bundles and snapshot rebuilding."""
+
+    params_before: str
+    inputs: dict[int, Payload] = field(default_factory=dict)
+    grads: dict[int, Payload] = field(default_factory=dict)
+    batches: dict[int, MicroBatch] = field(default_factory=dict)
+
+
+def _shift_windows(windows: tuple[Window, ...], sizes: dict[str, int]) -> list[Window]:
+    """WRONG_DATA: the window one byte later (or earlier at a shard's end)."""
+    out = []
+    for cid, offset, length in windows:
+        shifted = offset + 1 if offset + 1 + length <= sizes[cid] else offset - 1
+        out.append((cid, shifted, length))
+    return out
+
+
+class StageWorker:
+    """Trains one pipeline stage of a job; see the module docstring for the call order."""
+
+    def __init__(
+        self,
+        spec: JobSpec,
+        stage: int,
+        *,
+        store: Any,
+        state: bytes | None = None,
+        fault: Fault | None = None,
+        fault_rounds: frozenset[int] = frozenset(),
+    ) -> None:
+        if not 0 <= stage < spec.num_stages:
+            raise StageError(f"stage {stage} is not in 0..{spec.num_stages - 1}")
+        self.spec = spec
+        self.stage = stage
+        self.store = store
+        self.fault = fault
+        self.fault_rounds = frozenset(fault_rounds)
+        self.determinism = apply_determinism(spec.determinism)
+        self.device = torch.device(spec.determinism.device)
+        self.is_first = stage == 0
+        self.is_last = stage == spec.num_stages - 1
+        cfg = spec.model
+        self.micro_batches = spec.training.micro_batches
+        self.boundary_shape = (spec.training.micro_batch_size, cfg.seq_len, cfg.d_model)
+        self.module = build_stage(cfg, stage, spec.num_stages, spec.determinism.seed).to(
+            self.device
+        )
+        self.names = [n for n, _ in self.module.named_parameters()]
+        opt = spec.optimizer
+        # foreach=False: one fixed kernel sequence on every device, so a CPU
+        # replay and a CUDA run differ only by arithmetic, never by algorithm.
+        self.optimizer = torch.optim.AdamW(
+            self.module.parameters(),
+            lr=opt.lr,
+            betas=opt.betas,
+            eps=opt.eps,
+            weight_decay=opt.weight_decay,
+            foreach=False,
+        )
+        for p in self.module.parameters():
+            # Explicit zero state (what AdamW creates lazily) so step 0 hashes it too.
+            self.optimizer.state[p] = {
+                "step": torch.tensor(0.0, dtype=torch.float32),
+                "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
+                "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format),
+            }
+        self.residuals: dict[str, torch.Tensor] = {}
+        if compression.uses_residual(spec.compression):
+            if not self.is_last:
+                self.residuals["fwd"] = torch.zeros(self.boundary_shape)
+            if not self.is_first:
+                self.residuals["bwd"] = torch.zeros(self.boundary_shape)
+        if state is not None:
+            self.load_state(state_from_bytes(state, stage=stage))
+        self._data: DataSource | None = None
+        self._round: int | None = None
+        self._job_id: int | None = None
+        self._last_round: dict[str, Any] | None = None
+        # True while rebuilding a snapshot from recorded batches, which already
+        # hold whatever bytes were really read.
+        self._replaying = False
+
+    # ----------------------------------------------------------------- state
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """The stage's full state as a flat name -> tensor mapping (see checkpoint.py)."""
+        out: dict[str, torch.Tensor] = {}
+        for name, p in zip(self.names, self.module.parameters(), strict=True):
+            out[f"param/{name}"] = p.detach()
+            st = self.optimizer.state[p]
+            out[f"optim/{name}/exp_avg"] = st["exp_avg"]
+            out[f"optim/{name}/exp_avg_sq"] = st["exp_avg_sq"]
+            out[f"optim/{name}/step"] = st["step"]
+        for name, r in self.residuals.items():
+            out[f"residual/{name}"] = r
+        return out
+
+    def stage_state(self) -> StageState:
+        """A detached copy of the state, on CPU."""
+        tensors = {k: v.detach().to("cpu", copy=True) for k, v in self.state_tensors().items()}
+        return StageState(tensors=tensors, stage=self.stage, num_stages=self.spec.num_stages)
+
+    def state_bytes(self) -> bytes:
+        """The state as safetensors bytes."""
+        return state_to_bytes(self.stage_state())
+
+    def state_hash(self) -> str:
+        """The 0x hash of the full stage state (params_before/params_after of a leaf)."""
+        return state_hash(self.state_tensors())
+
+    def load_state(self, state: StageState) -> None:
+        """Replace the state with `state`, which must hold exactly this stage's tensors."""
+        if state.stage != self.stage or state.num_stages != self.spec.num_stages:
+            raise CheckpointError(
+                f"checkpoint is for stage {state.stage}/{state.num_stages}, "
+                f"not {self.stage}/{self.spec.num_stages}"
+            )
+        mine = self.state_tensors()
+        missing = sorted(set(mine) - set(state.tensors))
+        unexpected = sorted(set(state.tensors) - set(mine))
+        if missing or unexpected:
+            raise CheckpointError(
+                f"stage {self.stage} checkpoint lacks {missing[:3]} / has unknown {unexpected[:3]}"
+            )
+        for key, target in mine.items():
+            src = state.tensors[key]
+            if src.shape != target.shape or src.dtype != target.dtype:
+                raise CheckpointError(
+                    f"checkpoint tensor {key} is {src.dtype}{tuple(src.shape)}, "
+                    f"expected {target.dtype}{tuple(target.shape)}"
+                )
+            with torch.no_grad():
+                target.copy_(src)
+
+    # ----------------------------------------------------------------- rounds
+
+    def begin_round(self, job_id: int, round: int, *, start_step: int = 0) -> None:
+        """Start training round `round` of job `job_id` (a replay may start at a later step)."""
+        if self._round is not None:
+            raise PipelineError(f"stage {self.stage}: round {self._round} is still open")
+        if not 0 <= start_step < self.spec.training.steps_per_round:
+            raise PipelineError(f"start step {start_step} is outside the round")
+        self._job_id, self._round = job_id, round
+        self._round_start = self.stage_state()
+        self._step, self._phase, self._next_mb = start_step, "forward", 0
+        self.leaves: list[TraceLeaf] = []
+        self._logs: dict[int, _StepLog] = {}
+        self._micro: dict[int, _MicroState] = {}
+        self._bytes_sent = self._bytes_received = 0
+        self._shards: list[str] = []
+        self._step_losses: list[float] = []
+        self._loss_sum = 0.0
+        self._t0 = time.perf_counter()
+        self._compute = 0.0
+
+    def _faulty(self, fault: Fault) -> bool:
+        return self.fault is fault and self._round in self.fault_rounds
+
+    def _expect(self, phase: str, step: int, micro_batch: int | None) -> None:
+        if self._round is None:
+            raise PipelineError(f"stage {self.stage}: {phase} called outside a round")
+        if (phase, step, micro_batch) != (
+            self._phase,
+            self._step,
+            self._next_mb if phase != "step" else None,
+        ):
+            raise PipelineError(
+                f"stage {self.stage}: got {phase}(step {step}, micro_batch {micro_batch}), "
+                f"expected {self._phase}(step {self._step}, micro_batch {self._next_mb})"
+            )
+
+    def _advance(self) -> None:
+        self._next_mb += 1
+        if self._next_mb == self.micro_batches:
+            self._next_mb = 0
+            self._phase = {"forward": "backward", "backward": "step"}[self._phase]
+
+    def _data_source(self) -> DataSource:
+        if self._data is None:
+            self._data = DataSource(self.spec, self.store)
+        return self._data
+
+    def _batch(self, step: int, micro_batch: int, given: MicroBatch | None) -> MicroBatch:
+        if given is None:
+            given = self._data_source().micro_batch(self._job_id, self._round, step, micro_batch)
+        if self._faulty(Fault.WRONG_DATA) and not self._replaying:
+            source = self._data_source()
+            given = source.read(_shift_windows(given.windows, source._sizes))
+        for cid, _, _ in given.windows:
+            if cid not in self._shards:
+                self._shards.append(cid)
+        return given
+
+    def _seed_dropout(self, step: int, micro_batch: int) -> None:
+        if self.spec.model.dropout > 0:
+            key = f"tessera/dropout/{self.spec.determinism.seed}/{self._job_id}/{self._round}"
+            key += f"/{step}/{micro_batch}/{self.stage}"
+            torch.manual_seed(int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little"))
+
+    def forward(
+        self,
+        step: int,
+        micro_batch: int,
+        payload: Payload | None = None,
+        *,
+        batch: MicroBatch | None = None,
+    ) -> Payload | float:
+        """Run the stage forward on one micro-batch.
+
+        Stage 0 takes its tokens from `batch` or, when None, reads the seeded
+        window itself; other stages take the previous stage's payload. Returns
+        the payload to send on, or the micro-batch's loss on the last stage.
+        """
+        self._expect("forward", step, micro_batch)
+        t0 = time.perf_counter()
+        if micro_batch == 0:
+            self.module.train()
+            self.optimizer.zero_grad(set_to_none=True)
+            self._logs[step] = _StepLog(params_before=self.state_hash())
+        log = self._logs[step]
+        mb_data = None
+        if self.is_first or self.is_last:
+            mb_data = self._batch(step, micro_batch, batch)
+            log.batches[micro_batch] = mb_data
+        if self.is_first:
+            x_in = mb_data.tokens.to(self.device)
+            input_hash = tensor_hash(mb_data.tokens)
+            log.inputs[micro_batch] = {"tokens": mb_data.tokens}
+            x_leaf = None
+        else:
+            if payload is None:
+                raise PipelineError(f"stage {self.stage} needs an input payload")
+            input_hash = tensors_hash(payload)
+            self._bytes_received += payload_nbytes(payload)
+            log.inputs[micro_batch] = payload
+            dense = compression.decode(self.spec.compression, payload, self.boundary_shape)
+            x_leaf = dense.to(self.device).requires_grad_(True)
+            x_in = x_leaf
+        self._seed_dropout(step, micro_batch)
+        out = self.module(x_in)
+        data_ref = mb_data.data_ref if mb_data is not None else ZERO_HASH
+        if self.is_last:
+            loss = lm_loss(out, mb_data.targets.to(self.device))
+            value = loss.detach().to("cpu", torch.float32)
+            self._micro[micro_batch] = _MicroState(
+                input_hash, tensor_hash(value), data_ref, x_in=x_leaf, loss=loss
+            )
+            self._loss_sum += float(value)
+            result: Payload | float = float(value)
+        else:
+            sent, residual = compression.encode(
+                self.spec.compression, out.detach().to("cpu"), self.residuals.get("fwd")
+            )
+            if residual is not None:
+                self.residuals["fwd"] = residual
+            self._bytes_sent += payload_nbytes(sent)
+            self._micro[micro_batch] = _MicroState(
+                input_hash, tensors_hash(sent), data_ref, x_in=x_leaf, out=out
+            )
+            result = sent
+        self._advance()
+        self._compute += time.perf_counter() - t0
+        return result
+
+    def backward(
+        self, step: int, micro_batch: int, grad_payload: Payload | None = None
+    ) -> Payload | None:
+        """Backpropagate one micro-batch; returns the gradient payload for the stage before.
+
+        The last stage seeds the backward pass with d(loss)/d(loss) = 1/M (so
+        the accumulated gradient is that of the mean loss over the step);
+        stage 0 returns None.
+        """
+        self._expect("backward", step, micro_batch)
+        t0 = time.perf_counter()
+        ms = self._micro[micro_batch]
+        log = self._logs[step]
+        if self.is_last:
+            seed = torch.tensor(1.0 / self.micro_batches, dtype=torch.float32)
+            ms.grad_in = tensor_hash(seed)
+            ms.loss.backward(seed.to(self.device))
+        else:
+            if grad_payload is None:
+                raise PipelineError(f"stage {self.stage} needs a gradient payload")
+            ms.grad_in = tensors_hash(grad_payload)
+            self._bytes_received += payload_nbytes(grad_payload)
+            log.grads[micro_batch] = grad_payload
+            grad = compression.decode(self.spec.compression, grad_payload, self.boundary_shape)
+            ms.out.backward(grad.to(self.device))
+        result = None
+        if self.is_first:
+            ms.grad_out = ZERO_HASH
+        else:
+            gx = ms.x_in.grad.detach().to("cpu")
+            if self._faulty(Fault.FAKE_GRADIENT):
+                gx = gx * 0.5
+            sent, residual = compression.encode(
+                self.spec.compression, gx, self.residuals.get("bwd")
+            )
+            if residual is not None:
+                self.residuals["bwd"] = residual
+            self._bytes_sent += payload_nbytes(sent)
+            ms.grad_out = tensors_hash(sent)
+            result = sent
+        # Free the graph's tensors now; only hashes are needed from here on.
+        ms.x_in = ms.out = ms.loss = None
+        self._advance()
+        self._compute += time.perf_counter() - t0
+        return result
+
+    def step(self, step: int) -> None:
+        """Apply the optimizer update of `step` and record its micro-batches' leaves."""
+        self._expect("step", step, None)
+        t0 = time.perf_counter()
+        if self._faulty(Fault.FAKE_GRADIENT):
+            for p in self.module.parameters():
+                if p.grad is not None:
+                    p.grad.mul_(0.5)
+        if not self._faulty(Fault.SKIP_STEPS):
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        after = self.state_hash()
+        log = self._logs[step]
+        for mb in range(self.micro_batches):
+            ms = self._micro.pop(mb)
+            self.leaves.append(
+                TraceLeaf(
+                    index=step * self.micro_batches + mb,
+                    step=step,
+                    micro_batch=mb,
+                    params_before=log.params_before,
+                    input=ms.input_hash,
+                    output=ms.output_hash,
+                    grad_in=ms.grad_in,
+                    grad_out=ms.grad_out,
+                    params_after=after,
+                    data_ref=ms.data_ref,
+                )
+            )
+        if self.is_last:
+            self._step_losses.append(self._loss_sum / self.micro_batches)
+            self._loss_sum = 0.0
+        self._step += 1
+        self._phase, self._next_mb = "forward", 0
+        self._compute += time.perf_counter() - t0
+
+    def end_round(self) -> StageRoundResult:
+        """Close the round: the new state, the leaves, their Merkle root and metrics."""
+        if self._round is None:
+            raise PipelineError(f"stage {self.stage}: no round is open")
+        if self._phase != "forward" or self._next_mb != 0:
+            raise PipelineError(f"stage {self.stage}: step {self._step} is unfinished")
+        metrics = {
+            "steps": float(len(self._logs)),
+            "seconds": time.perf_counter() - self._t0,
+            "compute_seconds": self._compute,
+        }
+        if self._step_losses:
+            metrics["loss"] = sum(self._step_losses) / len(self._step_losses)
+            metrics["loss_last"] = self._step_losses[-1]
+        state = self.stage_state()
+        result = StageRoundResult(
+            job_id=self._job_id,
+            round=self._round,
+            stage=self.stage,
+            state_bytes=state_to_bytes(state),
+            state_hash=state_hash(state),
+            leaves=list(self.leaves),
+            trace_root=trace_tree(self.leaves).root_hex if self.leaves else ZERO_HASH,
+            metrics=metrics,
+            bytes_sent=self._bytes_sent,
+            bytes_received=self._bytes_received,
+            data_shards=list(self._shards),
+            determinism=self.determinism,
+        )
+        self._last_round = {
+            "job_id": self._job_id,
+            "round": self._round,
+            "start": self._round_start,
+            "logs": self._logs,
+            "leaves": list(self.leaves),
+        }
+        self._round = None
+        return result
+
+    # ----------------------------------------------------------------- audits
+
+    def make_audit_bundle(self, leaf_indices: list[int]) -> str:
+        """Publish what a validator needs to replay these leaves of the last round; its CID."""
+        from agents.training.audit import build_audit_bundle
+
+        if self._last_round is None:
+            raise PipelineError(f"stage {self.stage}: no finished round to audit")
+        return build_audit_bundle(self, self._last_round, leaf_indices)
+
+    def replay_step(self, step: int, log: _StepLog) -> None:
+        """Re-run one step from recorded payloads and batches (used to rebuild snapshots)."""
+        self._replaying = True
+        for mb in range(self.micro_batches):
+            self.forward(
+                step,
+                mb,
+                None if self.is_first else log.inputs[mb],
+                batch=log.batches.get(mb),
+            )
+        for mb in range(self.micro_batches):
+            self.backward(step, mb, None if self.is_last else log.grads[mb])
+        self.step(step)
+
+    # -------------------------------------------------------------- inference
+
+    @torch.no_grad()
+    def infer(self, x: torch.Tensor) -> torch.Tensor:
+        """Forward only, no trace, no compression: tokens or hidden states in,
+        hidden states out, or the last position's logits on the last stage."""
+        self.module.eval()
+        out = self.module(x.to(self.device))
+        self.module.train()
+        if self.is_last:
+            return out[:, -1, :].to("cpu", torch.float32)
+        return out.to("cpu")
