@@ -1,0 +1,328 @@
+"""Typed access to the Tessera contracts: the one place that knows their ABI names.
+
+Roles call these methods instead of spelling contract function names, so a
+contract change is one edit here. Views return frozen dataclasses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+from web3 import Web3
+
+from agents.chain.client import ChainClient
+from agents.chain.errors import RevertError
+from agents.protocol.rounds import RoundView
+
+ZERO_ADDRESS = "0x" + "00" * 20
+
+
+class JobStatus(IntEnum):
+    """JobMarket's job states."""
+
+    OPEN = 0
+    RUNNING = 1
+    COMPLETED = 2
+    CANCELLED = 3
+
+
+class DisputeStatus(IntEnum):
+    """AuditCourt's dispute states."""
+
+    AWAITING_RESPONSE = 0
+    VOTING = 1
+    PROVIDER_SLASHED = 2
+    CHALLENGER_SLASHED = 3
+
+
+@dataclass(frozen=True)
+class JobTerms:
+    """The on-chain terms of a job (JobMarket.JobParams)."""
+
+    spec_cid: str
+    num_stages: int
+    rounds: int
+    steps_per_round: int
+    reward_per_stage_round: int
+    shares_per_stage_round: int
+    min_stake: int
+    commit_window: int
+    challenge_window: int
+    audit_leaves: int
+    owner_share_bps: int
+    validator_pool: int
+
+    def as_tuple(self) -> tuple:
+        """The struct argument of `postJob`."""
+        return (
+            self.spec_cid,
+            self.num_stages,
+            self.rounds,
+            self.steps_per_round,
+            self.reward_per_stage_round,
+            self.shares_per_stage_round,
+            self.min_stake,
+            self.commit_window,
+            self.challenge_window,
+            self.audit_leaves,
+            self.owner_share_bps,
+            self.validator_pool,
+        )
+
+    @property
+    def escrow(self) -> int:
+        """What `postJob` pulls from the owner."""
+        return self.reward_per_stage_round * self.num_stages * self.rounds + self.validator_pool
+
+
+@dataclass(frozen=True)
+class JobState:
+    """JobMarket.jobState."""
+
+    status: JobStatus
+    owner: str
+    current_round: int
+    round_start: int
+    escrow: int
+
+
+@dataclass(frozen=True)
+class Commitment:
+    """JobMarket.commitment: what a stage committed for a round."""
+
+    trace_root: str
+    record_cid: str
+    committed_at: int
+    slashed: bool
+
+    @property
+    def exists(self) -> bool:
+        return self.committed_at != 0
+
+
+@dataclass(frozen=True)
+class Dispute:
+    """AuditCourt.dispute."""
+
+    dispute_id: int
+    job_id: int
+    round: int
+    stage: int
+    leaf_index: int
+    leaf_hash: str
+    challenger: str
+    provider: str
+    status: DisputeStatus
+    response_deadline: int
+    commit_deadline: int
+    reveal_deadline: int
+    bundle_cid: str
+
+
+def _hex(b: bytes | str) -> str:
+    return b if isinstance(b, str) else "0x" + bytes(b).hex()
+
+
+class Protocol:
+    """Views and transactions of the deployed protocol, for one account."""
+
+    def __init__(self, client: ChainClient):
+        self.client = client
+
+    # -- token and stake -------------------------------------------------------
+    def balance(self, who: str | None = None) -> int:
+        """TSR balance."""
+        return self.client.call("TesseraToken", "balanceOf", who or self.client.address)
+
+    def approve(self, spender_contract: str, amount: int) -> None:
+        """Approve a protocol contract to pull `amount` TSR, if not already allowed."""
+        spender = self.client.deployment.address(spender_contract)
+        allowed = self.client.call("TesseraToken", "allowance", self.client.address, spender)
+        if allowed < amount:
+            self.client.send("TesseraToken", "approve", spender, amount)
+
+    def stake_of(self, who: str | None = None) -> int:
+        return self.client.call("StakeManager", "stakeOf", who or self.client.address)
+
+    def locked_of(self, who: str | None = None) -> int:
+        return self.client.call("StakeManager", "lockedOf", who or self.client.address)
+
+    def unbonding_of(self, who: str | None = None) -> tuple[int, int]:
+        amount, release = self.client.call(
+            "StakeManager", "unbondingOf", who or self.client.address
+        )
+        return int(amount), int(release)
+
+    def stake(self, amount: int) -> None:
+        """Approve and stake `amount`."""
+        self.approve("StakeManager", amount)
+        self.client.send("StakeManager", "stake", amount)
+
+    def ensure_stake(self, free_needed: int) -> int:
+        """Top up stake so that at least `free_needed` is unlocked; returns what was added."""
+        free = self.stake_of() - self.locked_of()
+        if free >= free_needed:
+            return 0
+        self.stake(free_needed - free)
+        return free_needed - free
+
+    # -- jobs ------------------------------------------------------------------
+    def next_job_id(self) -> int:
+        return self.client.call("JobMarket", "nextJobId")
+
+    def job_terms(self, job_id: int) -> JobTerms:
+        return JobTerms(*self.client.call("JobMarket", "jobParams", job_id))
+
+    def job_state(self, job_id: int) -> JobState:
+        status, owner, current_round, round_start, escrow = self.client.call(
+            "JobMarket", "jobState", job_id
+        )
+        return JobState(JobStatus(status), owner, current_round, round_start, escrow)
+
+    def stage_provider(self, job_id: int, stage: int) -> str:
+        return self.client.call("JobMarket", "stageProvider", job_id, stage)
+
+    def providers(self, job_id: int, num_stages: int) -> list[str]:
+        return [self.stage_provider(job_id, s) for s in range(num_stages)]
+
+    def last_finalized_round(self, job_id: int, stage: int) -> int:
+        """The last round whose checkpoint of `stage` is final (-1: none)."""
+        return int(self.client.call("JobMarket", "lastFinalizedRound", job_id, stage))
+
+    def commitment(self, job_id: int, round_: int, stage: int) -> Commitment:
+        root, cid, at, slashed = self.client.call("JobMarket", "commitment", job_id, round_, stage)
+        return Commitment(_hex(root), cid, int(at), bool(slashed))
+
+    def round_view(self, job_id: int, round_: int) -> RoundView:
+        return RoundView.from_tuple(self.client.call("JobMarket", "roundInfo", job_id, round_))
+
+    def audit_seed(self, job_id: int, round_: int) -> bytes | None:
+        """The round's audit seed, or None while it is not available yet."""
+        try:
+            return bytes(self.client.call("JobMarket", "auditSeed", job_id, round_))
+        except RevertError:
+            return None
+
+    def post_job(self, terms: JobTerms) -> int:
+        """Approve the escrow and post the job; returns its id."""
+        self.approve("JobMarket", terms.escrow)
+        receipt = self.client.send("JobMarket", "postJob", terms.as_tuple())
+        events = self.client.contract("JobMarket").events.JobPosted().process_receipt(receipt)
+        return int(events[0]["args"]["jobId"])
+
+    def join_stage(self, job_id: int, stage: int) -> None:
+        self.client.send("JobMarket", "joinStage", job_id, stage)
+
+    def commit_round(
+        self, job_id: int, round_: int, stage: int, trace_root: str, record_cid: str
+    ) -> None:
+        self.client.send(
+            "JobMarket",
+            "commitRound",
+            job_id,
+            round_,
+            stage,
+            Web3.to_bytes(hexstr=trace_root),
+            record_cid,
+        )
+
+    def post_audit_bundle(self, job_id: int, round_: int, stage: int, bundle_cid: str) -> None:
+        self.client.send("JobMarket", "postAuditBundle", job_id, round_, stage, bundle_cid)
+
+    def seal_round(self, job_id: int, round_: int) -> None:
+        self.client.send("JobMarket", "sealRound", job_id, round_)
+
+    def finalize_round(self, job_id: int, round_: int) -> None:
+        self.client.send("JobMarket", "finalizeRound", job_id, round_)
+
+    def cancel_job(self, job_id: int) -> None:
+        self.client.send("JobMarket", "cancelJob", job_id)
+
+    # -- disputes --------------------------------------------------------------
+    def is_validator(self, who: str | None = None) -> bool:
+        return bool(self.client.call("AuditCourt", "isValidator", who or self.client.address))
+
+    def register_validator(self) -> None:
+        self.client.send("AuditCourt", "registerValidator")
+
+    def open_disputes(self, job_id: int, round_: int) -> int:
+        return int(self.client.call("AuditCourt", "openDisputes", job_id, round_))
+
+    def dispute(self, dispute_id: int) -> Dispute:
+        t = self.client.call("AuditCourt", "dispute", dispute_id)
+        return Dispute(
+            dispute_id,
+            int(t[0]),
+            int(t[1]),
+            int(t[2]),
+            int(t[3]),
+            _hex(t[4]),
+            t[5],
+            t[6],
+            DisputeStatus(t[7]),
+            int(t[8]),
+            int(t[9]),
+            int(t[10]),
+            t[11],
+        )
+
+    def committee(self, dispute_id: int) -> list[str]:
+        return list(self.client.call("AuditCourt", "committee", dispute_id))
+
+    def challenge(
+        self,
+        job_id: int,
+        round_: int,
+        stage: int,
+        leaf_index: int,
+        leaf_hash: bytes,
+        proof: list[bytes],
+    ) -> int:
+        """Approve the bond and open a challenge; returns the dispute id."""
+        self.approve("AuditCourt", int(self.client.call("AuditCourt", "challengeBond")))
+        receipt = self.client.send(
+            "AuditCourt", "challenge", job_id, round_, stage, leaf_index, leaf_hash, proof
+        )
+        events = (
+            self.client.contract("AuditCourt").events.ChallengeOpened().process_receipt(receipt)
+        )
+        return int(events[0]["args"]["disputeId"])
+
+    def respond(self, dispute_id: int, bundle_cid: str) -> None:
+        self.client.send("AuditCourt", "respond", dispute_id, bundle_cid)
+
+    def slash_unanswered(self, dispute_id: int) -> None:
+        self.client.send("AuditCourt", "slashUnanswered", dispute_id)
+
+    def commit_vote(self, dispute_id: int, commitment: bytes) -> None:
+        self.client.send("AuditCourt", "commitVote", dispute_id, commitment)
+
+    def reveal_vote(self, dispute_id: int, guilty: bool, salt: bytes) -> None:
+        self.client.send("AuditCourt", "revealVote", dispute_id, guilty, salt)
+
+    def resolve(self, dispute_id: int) -> None:
+        self.client.send("AuditCourt", "resolve", dispute_id)
+
+    # -- shares ----------------------------------------------------------------
+    def shares_of(self, model_id: int, who: str | None = None) -> int:
+        return self.client.call("ModelShares", "balanceOf", who or self.client.address, model_id)
+
+    def total_shares(self, model_id: int) -> int:
+        return self.client.call("ModelShares", "totalSupply", model_id)
+
+    def claimable(self, model_id: int, who: str | None = None) -> int:
+        return self.client.call("ModelShares", "claimable", model_id, who or self.client.address)
+
+    def deposit_revenue(self, model_id: int, amount: int) -> None:
+        """Approve and deposit inference revenue for `model_id`."""
+        self.approve("ModelShares", amount)
+        self.client.send("ModelShares", "depositRevenue", model_id, amount)
+
+    def claim(self, model_id: int) -> int:
+        """Claim accrued revenue; returns the amount paid."""
+        receipt = self.client.send("ModelShares", "claim", model_id)
+        events = (
+            self.client.contract("ModelShares").events.RevenueClaimed().process_receipt(receipt)
+        )
+        return int(events[0]["args"]["amount"]) if events else 0

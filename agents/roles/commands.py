@@ -1,0 +1,316 @@
+"""`tessera` sub-apps for the protocol roles: stake, job, provider, validator, shares.
+
+Commands only parse options, open a Connection and call the role layer; every
+user mistake is a TesseraError that the root app prints as one line.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from decimal import Decimal, InvalidOperation
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from agents.chain.protocol import JobStatus
+from agents.errors import TesseraError
+from agents.roles.context import Connection, connect
+
+console = Console()
+WEI = 10**18
+
+Rpc = Annotated[str | None, typer.Option("--rpc", help="JSON-RPC URL (or $TESSERA_RPC)")]
+Network = Annotated[str | None, typer.Option("--network", help="brownie network id, e.g. sepolia")]
+Keystore = Annotated[
+    str | None,
+    typer.Option("--keystore", help="encrypted keystore (password in $TESSERA_KEYSTORE_PASSWORD)"),
+]
+DevAccount = Annotated[
+    int | None,
+    typer.Option("--dev-account", help="anvil dev account index (local dev chains only)"),
+]
+Store = Annotated[
+    str | None, typer.Option("--store", help="store dir or IPFS API (or $TESSERA_IPFS_API)")
+]
+
+stake_app = typer.Typer(help="Stake TSR to serve stages or validate.", no_args_is_help=True)
+job_app = typer.Typer(help="Post and follow training jobs.", no_args_is_help=True)
+provider_app = typer.Typer(help="Run a compute provider.", no_args_is_help=True)
+validator_app = typer.Typer(help="Run a validator.", no_args_is_help=True)
+shares_app = typer.Typer(help="Model shares and inference revenue.", no_args_is_help=True)
+
+
+def _conn(rpc, network, keystore, dev_account, store=None, *, need_key=True) -> Connection:
+    return connect(
+        rpc=rpc,
+        network=network,
+        keystore=keystore,
+        dev_index=dev_account,
+        store=store,
+        need_key=need_key,
+    )
+
+
+def parse_tsr(amount: str) -> int:
+    """'12.5' TSR -> wei, or a clear error."""
+    try:
+        value = Decimal(amount)
+    except InvalidOperation:
+        raise TesseraError(f"not an amount of TSR: {amount!r}") from None
+    if value <= 0:
+        raise TesseraError(f"amount must be positive, got {amount}")
+    return int(value * WEI)
+
+
+def _job_exists(conn: Connection, job_id: int) -> None:
+    if not 1 <= job_id < conn.protocol.next_job_id():
+        raise TesseraError(f"unknown job id {job_id} on chain {conn.client.chain_id}")
+
+
+# -- stake ---------------------------------------------------------------------
+@stake_app.command("add")
+def stake_add(
+    amount: str,
+    rpc: Rpc = None,
+    network: Network = None,
+    keystore: Keystore = None,
+    dev_account: DevAccount = None,
+) -> None:
+    """Stake AMOUNT TSR."""
+    conn = _conn(rpc, network, keystore, dev_account)
+    conn.protocol.stake(parse_tsr(amount))
+    stake_show(rpc=rpc, network=network, keystore=keystore, dev_account=dev_account)
+
+
+@stake_app.command("show")
+def stake_show(
+    rpc: Rpc = None,
+    network: Network = None,
+    keystore: Keystore = None,
+    dev_account: DevAccount = None,
+) -> None:
+    """Show stake, locked and unbonding amounts."""
+    p = _conn(rpc, network, keystore, dev_account).protocol
+    amount, release = p.unbonding_of()
+    table = Table(title=f"stake of {p.client.address}")
+    for col in ("staked", "locked", "unbonding", "release at"):
+        table.add_column(col)
+    table.add_row(
+        f"{p.stake_of() / WEI:g}",
+        f"{p.locked_of() / WEI:g}",
+        f"{amount / WEI:g}",
+        str(release or "-"),
+    )
+    console.print(table)
+
+
+@stake_app.command("unstake")
+def stake_unstake(
+    amount: str,
+    rpc: Rpc = None,
+    network: Network = None,
+    keystore: Keystore = None,
+    dev_account: DevAccount = None,
+) -> None:
+    """Start unbonding AMOUNT TSR (withdraw after the unbonding period)."""
+    conn = _conn(rpc, network, keystore, dev_account)
+    conn.client.send("StakeManager", "requestUnstake", parse_tsr(amount))
+    console.print("unbonding started")
+
+
+@stake_app.command("withdraw")
+def stake_withdraw(
+    rpc: Rpc = None,
+    network: Network = None,
+    keystore: Keystore = None,
+    dev_account: DevAccount = None,
+) -> None:
+    """Withdraw unbonded stake."""
+    conn = _conn(rpc, network, keystore, dev_account)
+    conn.client.send("StakeManager", "withdraw")
+    console.print("withdrawn")
+
+
+# -- job -------------------------------------------------------------------------
+@job_app.command("post")
+def job_post(
+    job_file: str,
+    rpc: Rpc = None,
+    network: Network = None,
+    keystore: Keystore = None,
+    dev_account: DevAccount = None,
+    store: Store = None,
+) -> None:
+    """Post the job described by JOB_FILE (JSON or YAML: {spec, terms})."""
+    from agents.roles.jobfile import load_job_file
+    from agents.roles.owner import OwnerAgent
+
+    jf = load_job_file(job_file)  # validate before touching the chain
+    conn = _conn(rpc, network, keystore, dev_account, store)
+    posted = OwnerAgent(conn.protocol, conn.store).post(jf.spec, jf.terms)
+    console.print(
+        f"job {posted.job_id} posted: spec {posted.spec_cid}, escrow {posted.escrow / WEI:g} TSR"
+    )
+
+
+@job_app.command("status")
+def job_status(job_id: int, rpc: Rpc = None, network: Network = None) -> None:
+    """Show a job's state, stages and rounds."""
+    conn = _conn(rpc, network, None, None, need_key=False)
+    _job_exists(conn, job_id)
+    p = conn.protocol
+    terms, state = p.job_terms(job_id), p.job_state(job_id)
+    console.print(
+        f"job {job_id}: [bold]{state.status.name}[/] round {state.current_round}/{terms.rounds} "
+        f"escrow {state.escrow / WEI:g} TSR spec {terms.spec_cid}"
+    )
+    table = Table("stage", "provider", "last finalized round")
+    for s in range(terms.num_stages):
+        table.add_row(str(s), p.stage_provider(job_id, s), str(p.last_finalized_round(job_id, s)))
+    console.print(table)
+
+
+@job_app.command("finalize")
+def job_finalize(
+    job_id: int,
+    rpc: Rpc = None,
+    network: Network = None,
+    keystore: Keystore = None,
+    dev_account: DevAccount = None,
+) -> None:
+    """Seal/finalize whatever round of JOB_ID is due (anyone may)."""
+    from agents.roles.keeper import Keeper
+
+    conn = _conn(rpc, network, keystore, dev_account)
+    _job_exists(conn, job_id)
+    done = Keeper(conn.protocol, job_id, conn.client.deployment.block).tick()
+    console.print("; ".join(done) or "nothing is due yet")
+
+
+@job_app.command("checkpoint")
+def job_checkpoint(
+    job_id: int, rpc: Rpc = None, network: Network = None, store: Store = None
+) -> None:
+    """Publish the job's latest finalized CheckpointManifest; print its CID."""
+    from agents.roles.owner import publish_checkpoint_manifest
+
+    conn = _conn(rpc, network, None, None, store, need_key=False)
+    _job_exists(conn, job_id)
+    typer.echo(publish_checkpoint_manifest(conn.protocol, conn.store, job_id))
+
+
+# -- long-running agents ---------------------------------------------------------------
+def _run_until_done(agent, conn: Connection, job_id: int, label: str) -> None:
+    from agents.roles.validator import run_forever
+
+    stop = threading.Event()
+    t = threading.Thread(target=run_forever, args=(agent, stop), daemon=True)
+    t.start()
+    try:
+        while conn.protocol.job_state(job_id).status not in (
+            JobStatus.COMPLETED,
+            JobStatus.CANCELLED,
+        ):
+            time.sleep(2)
+    except KeyboardInterrupt:
+        console.print(f"{label} stopped")
+    finally:
+        stop.set()
+        t.join(timeout=10)
+
+
+@provider_app.command("run")
+def provider_run(
+    job: Annotated[int, typer.Option(help="job id")],
+    stage: Annotated[int | None, typer.Option(help="stage (default: first open)")] = None,
+    rpc: Rpc = None,
+    network: Network = None,
+    keystore: Keystore = None,
+    dev_account: DevAccount = None,
+    store: Store = None,
+) -> None:
+    """Stake, join a stage of JOB and train it until the job completes."""
+    import ray
+
+    from agents.roles.provider import ProviderAgent
+
+    conn = _conn(rpc, network, keystore, dev_account, store)
+    _job_exists(conn, job)
+    if not ray.is_initialized():
+        ray.init(address="auto", namespace="tessera", log_to_driver=False)
+    agent = ProviderAgent(
+        conn.protocol,
+        conn.store,
+        store_spec=store or "",
+        job_id=job,
+        stage=stage,
+        from_block=conn.client.deployment.block,
+    )
+    agent.join()
+    console.print(f"provider {conn.client.address} serves job {job} stage {agent.stage}")
+    _run_until_done(agent, conn, job, "provider")
+
+
+@validator_app.command("run")
+def validator_run(
+    job: Annotated[int, typer.Option(help="job id")],
+    rpc: Rpc = None,
+    network: Network = None,
+    keystore: Keystore = None,
+    dev_account: DevAccount = None,
+    store: Store = None,
+) -> None:
+    """Register as a validator and audit JOB until it completes."""
+    from agents.roles.validator import ValidatorAgent
+
+    conn = _conn(rpc, network, keystore, dev_account, store)
+    _job_exists(conn, job)
+    agent = ValidatorAgent(
+        conn.protocol, conn.store, store or "", job, from_block=conn.client.deployment.block
+    )
+    agent.register()
+    console.print(f"validator {conn.client.address} audits job {job}")
+    _run_until_done(agent, conn, job, "validator")
+    console.print(f"audit cost: {agent.stats.audit_cost:.1%} of the training time audited")
+
+
+# -- shares ------------------------------------------------------------------------------
+@shares_app.command("show")
+def shares_show(
+    model: int,
+    holder: Annotated[str | None, typer.Option()] = None,
+    rpc: Rpc = None,
+    network: Network = None,
+    keystore: Keystore = None,
+    dev_account: DevAccount = None,
+) -> None:
+    """Show a holder's shares of MODEL and the revenue it can claim."""
+    conn = _conn(rpc, network, keystore, dev_account, need_key=holder is None)
+    _job_exists(conn, model)
+    p = conn.protocol
+    who = holder or conn.client.address
+    supply = p.total_shares(model)
+    bal = p.shares_of(model, who)
+    console.print(
+        f"{who}: {bal} of {supply} shares of model {model} "
+        f"({(bal / supply if supply else 0):.2%}), "
+        f"claimable {p.claimable(model, who) / WEI:.6f} TSR"
+    )
+
+
+@shares_app.command("claim")
+def shares_claim(
+    model: int,
+    rpc: Rpc = None,
+    network: Network = None,
+    keystore: Keystore = None,
+    dev_account: DevAccount = None,
+) -> None:
+    """Claim the revenue accrued to your shares of MODEL."""
+    conn = _conn(rpc, network, keystore, dev_account)
+    _job_exists(conn, model)
+    paid = conn.protocol.claim(model)
+    console.print(f"claimed {paid / WEI:.6f} TSR")

@@ -1,0 +1,76 @@
+"""Connecting a role to a chain, a deployment, a key and a content store.
+
+Every `tessera` command and agent goes through `connect`: the RPC comes from
+`--rpc URL`, a brownie network id (`--network sepolia`) or `$TESSERA_RPC`;
+contracts from `deployments/<chainId>.json`; the key from the environment or
+an encrypted keystore (dev accounts only on a local dev chain).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from agents.chain.client import ChainClient
+from agents.chain.errors import ChainError
+from agents.chain.keys import DEV_CHAIN_IDS, dev_account, load_account
+from agents.chain.protocol import Protocol
+
+
+@dataclass
+class Connection:
+    """A role's handles: chain client, typed protocol access, content store."""
+
+    client: ChainClient
+    protocol: Protocol
+    store: object
+
+
+def resolve_rpc(rpc: str | None = None, network: str | None = None) -> str:
+    """The RPC URL from --rpc, --network (brownie's network config) or $TESSERA_RPC."""
+    if rpc:
+        return rpc
+    if network:
+        from brownie._config import CONFIG
+
+        net = CONFIG.networks.get(network)
+        if net is None:
+            raise ChainError(f"unknown network id {network!r} (see `brownie networks list`)")
+        host = os.path.expandvars(str(net.get("host", "")))
+        if "$" in host:
+            raise ChainError(f"network {network} needs environment variables: {host}")
+        if "cmd" in net:  # a development network: brownie would launch it
+            port = (net.get("cmd_settings") or {}).get("port", 8545)
+            return f"{host}:{port}"
+        return host
+    env = os.environ.get("TESSERA_RPC")
+    if env:
+        return env
+    raise ChainError("no chain given: pass --rpc URL or --network ID, or set $TESSERA_RPC")
+
+
+def connect(
+    *,
+    rpc: str | None = None,
+    network: str | None = None,
+    keystore: str | None = None,
+    dev_index: int | None = None,
+    store: str | None = None,
+    confirmations: int | None = None,
+    need_key: bool = True,
+) -> Connection:
+    """Open a Connection; every failure is one clear TesseraError."""
+    from agents.storage import open_store
+
+    url = resolve_rpc(rpc, network)
+    if confirmations is None:
+        confirmations = int(os.environ.get("TESSERA_CONFIRMATIONS", "0"))
+    client = ChainClient(url, None, confirmations=confirmations)
+    if dev_index is not None:
+        client.account = dev_account(dev_index, client.chain_id)
+    elif need_key or keystore or os.environ.get("TESSERA_PRIVATE_KEY"):
+        client.account = load_account(keystore=keystore)
+    if client.chain_id not in DEV_CHAIN_IDS and confirmations == 0:
+        client.confirmations = 2  # public chains: act only on events 2 blocks deep
+    client.deployment  # noqa: B018  (fail now, clearly, if there is no deployment)
+    return Connection(client=client, protocol=Protocol(client), store=open_store(store))

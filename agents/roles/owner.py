@@ -1,0 +1,96 @@
+"""The model owner: posts a job, keeps it moving, publishes the final checkpoint."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from agents.chain.protocol import JobStatus, Protocol
+from agents.errors import TesseraError
+from agents.lineage import load_document, save_document
+from agents.lineage.documents import (
+    CheckpointManifest,
+    JobSpec,
+    RoundRecord,
+    StageCheckpoint,
+)
+from agents.roles.jobfile import TermsInput
+from agents.roles.keeper import Keeper
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PostedJob:
+    """What `OwnerAgent.post` created."""
+
+    job_id: int
+    spec_cid: str
+    escrow: int
+
+
+class OwnerAgent:
+    """Posts jobs from a validated spec and terms; finalizes; publishes results."""
+
+    def __init__(self, protocol: Protocol, store):
+        self.protocol = protocol
+        self.store = store
+        self._keepers: dict[int, Keeper] = {}
+
+    def post(self, spec: JobSpec, terms: TermsInput) -> PostedJob:
+        """Store the spec on IPFS and post the job with its escrow."""
+        if not self.store.has(spec.dataset):
+            raise TesseraError(f"dataset {spec.dataset} is not in the content store")
+        spec_cid = save_document(self.store, spec)
+        on_chain = terms.to_terms(spec, spec_cid)
+        balance = self.protocol.balance()
+        if balance < on_chain.escrow:
+            raise TesseraError(
+                f"escrow needs {on_chain.escrow / 1e18:g} TSR "
+                f"but the owner holds {balance / 1e18:g}"
+            )
+        job_id = self.protocol.post_job(on_chain)
+        return PostedJob(job_id=job_id, spec_cid=spec_cid, escrow=on_chain.escrow)
+
+    def tick(self, job_id: int, from_block: int = 0) -> list[str]:
+        """Seal, finalize and resolve whatever is due for `job_id`."""
+        keeper = self._keepers.setdefault(job_id, Keeper(self.protocol, job_id, from_block))
+        return keeper.tick()
+
+    def final_checkpoint(self, job_id: int) -> str:
+        """Publish the CheckpointManifest of every stage's last finalized checkpoint."""
+        return publish_checkpoint_manifest(self.protocol, self.store, job_id)
+
+
+def finalized_records(protocol: Protocol, store, job_id: int) -> list[tuple[str, RoundRecord]]:
+    """Each stage's last finalized (record CID, RoundRecord), in stage order."""
+    terms = protocol.job_terms(job_id)
+    out: list[tuple[str, RoundRecord]] = []
+    for stage in range(terms.num_stages):
+        r = protocol.last_finalized_round(job_id, stage)
+        if r < 0:
+            raise TesseraError(f"job {job_id} stage {stage} has no finalized round yet")
+        cid = protocol.commitment(job_id, r, stage).record_cid
+        out.append((cid, load_document(store, cid, RoundRecord)))
+    return out
+
+
+def publish_checkpoint_manifest(protocol: Protocol, store, job_id: int) -> str:
+    """Store the job's newest finalized whole-model checkpoint manifest; return its CID."""
+    state = protocol.job_state(job_id)
+    if state.status not in (JobStatus.RUNNING, JobStatus.COMPLETED):
+        raise TesseraError(f"job {job_id} has not trained anything (status {state.status.name})")
+    records = finalized_records(protocol, store, job_id)
+    manifest = CheckpointManifest(
+        job_id=job_id,
+        round=max(rec.round for _, rec in records),
+        spec=records[0][1].spec,
+        stages=[
+            StageCheckpoint(
+                stage=rec.stage, cid=rec.new_checkpoint, params_hash=rec.leaves[-1].params_after
+            )
+            for _, rec in records
+        ],
+        round_records=[cid for cid, _ in records],
+    )
+    return save_document(store, manifest)

@@ -1,0 +1,317 @@
+"""The compute provider: stakes, joins one stage, trains it, commits, answers audits.
+
+`tick()` reads the chain, compares it with what the stage host holds, and
+takes the next step; it keeps no state the chain and the store cannot
+rebuild, so a provider that crashes and restarts picks up where it was:
+
+1. prepare the host with the stage's last finalized checkpoint for the
+   current round;
+2. stage 0's provider drives the pipeline once every stage's host is
+   prepared, and again if any host has lost its result before finalization;
+3. publish the checkpoint and RoundRecord, then `commitRound` (once);
+4. after the seal, publish the audit bundle of the sampled leaves;
+5. answer every challenge against this stage with a bundle for that leaf.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+
+from agents.chain.client import EventCursor
+from agents.chain.errors import RevertError
+from agents.chain.protocol import DisputeStatus, JobStatus, Protocol
+from agents.errors import TesseraError
+from agents.lineage import load_document, save_document
+from agents.lineage.documents import JobSpec, RoundRecord
+from agents.protocol.rounds import Phase
+from agents.roles.keeper import Keeper
+from agents.roles.stage_host import StageHost, host_actor_name
+from agents.training.traces import sample_leaves
+from agents.training.worker import Fault
+
+log = logging.getLogger(__name__)
+NAMESPACE = "tessera"
+
+
+class Misbehaviour(Enum):
+    """Protocol-level cheats (training-level ones are `agents.training.worker.Fault`)."""
+
+    WITHHOLD_BUNDLES = "withhold-bundles"  # never publish audit bundles nor answer challenges
+
+
+@dataclass
+class ProviderStats:
+    """What a provider has done, for progress displays and the summary."""
+
+    commits: list[tuple[int, str]] = field(default_factory=list)  # (round, record CID)
+    bundles: list[tuple[int, str]] = field(default_factory=list)
+    responses: list[int] = field(default_factory=list)
+    losses: dict[int, float] = field(default_factory=dict)
+    rounds_driven: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+class ProviderAgent:
+    """Serves one stage of one job."""
+
+    def __init__(
+        self,
+        protocol: Protocol,
+        store,
+        *,
+        store_spec: str,
+        job_id: int,
+        stage: int | None = None,
+        from_block: int = 0,
+        fault: Fault | Misbehaviour | None = None,
+        fault_rounds: frozenset[int] = frozenset(),
+        resources: dict[str, float] | None = None,
+    ):
+        self.p = protocol
+        self.store = store
+        self.store_spec = store_spec
+        self.job_id = job_id
+        self.stage = stage
+        self.fault = fault
+        self.fault_rounds = frozenset(fault_rounds)
+        self.resources = resources or {}
+        self.keeper = Keeper(protocol, job_id, from_block)
+        self.stats = ProviderStats()
+        self._spec: JobSpec | None = None
+        self._host = None
+        self._challenges = EventCursor(
+            protocol.client, [("AuditCourt", "ChallengeOpened")], from_block
+        )
+        self._bundle_events = EventCursor(
+            protocol.client, [("JobMarket", "AuditBundlePosted")], from_block
+        )
+        self._posted: set[int] = set()
+        self._pending_challenges: set[int] = set()
+        self.vacated = False
+
+    @property
+    def me(self) -> str:
+        return self.p.client.address
+
+    @property
+    def spec(self) -> JobSpec:
+        if self._spec is None:
+            self._spec = load_document(self.store, self.p.job_terms(self.job_id).spec_cid, JobSpec)
+        return self._spec
+
+    # -- joining ---------------------------------------------------------------------
+    def join(self) -> int:
+        """Stake if needed and take a stage (the given one, or the first vacant); idempotent."""
+        terms = self.p.job_terms(self.job_id)
+        providers = self.p.providers(self.job_id, terms.num_stages)
+        for s, who in enumerate(providers):
+            if who.lower() == self.me.lower():
+                self.stage = s
+                return s
+        vacant = [s for s, who in enumerate(providers) if int(who, 16) == 0]
+        if self.stage is None:
+            if not vacant:
+                raise TesseraError(f"job {self.job_id} has no vacant stage")
+            self.stage = vacant[0]
+        elif self.stage not in vacant:
+            raise TesseraError(f"stage {self.stage} of job {self.job_id} is taken")
+        self.p.ensure_stake(terms.min_stake)
+        self.p.join_stage(self.job_id, self.stage)
+        return self.stage
+
+    # -- the stage host ------------------------------------------------------------------
+    def host(self):
+        """This provider's stage actor (created on first use, found by name after)."""
+        import ray
+
+        if self._host is None:
+            name = host_actor_name(self.job_id, self.stage, self.me)
+            fault = self.fault if isinstance(self.fault, Fault) else None
+            opts = {"name": name, "namespace": NAMESPACE, "get_if_exists": True, "num_cpus": 0}
+            if self.resources:
+                opts["resources"] = self.resources
+            actor_cls = ray.remote(StageHost)
+            self._host = actor_cls.options(**opts).remote(
+                self.spec.model_dump(mode="json"),
+                self.stage,
+                store=self.store_spec,
+                fault=fault,
+                fault_rounds=tuple(self.fault_rounds),
+            )
+        return self._host
+
+    def _round_start_checkpoint(self, round_: int) -> tuple[str | None, str | None]:
+        """(checkpoint CID, record CID) this stage starts `round_` from."""
+        last = self.p.last_finalized_round(self.job_id, self.stage)
+        if last < 0:
+            return self.spec.init_checkpoint, None
+        if last >= round_:
+            raise TesseraError(f"round {round_} of stage {self.stage} is already final")
+        record_cid = self.p.commitment(self.job_id, last, self.stage).record_cid
+        return load_document(self.store, record_cid, RoundRecord).new_checkpoint, record_cid
+
+    # -- the loop ------------------------------------------------------------------------
+    def tick(self) -> None:
+        """One pass over the chain state; see the module docstring."""
+        import ray
+
+        self._scan_events()
+        state = self.p.job_state(self.job_id)
+        if self.stage is None or self.vacated:
+            return
+        if self.p.stage_provider(self.job_id, self.stage).lower() != self.me.lower():
+            self.vacated = True
+            self.stats.notes.append(f"lost stage {self.stage} (slashed or vacated)")
+            return
+        self._answer_challenges()
+        if state.status != JobStatus.RUNNING:
+            return
+        r = state.current_round
+        phase = self.keeper.phase(r)
+        if phase in (Phase.NOT_STARTED, Phase.FINALIZED):
+            return
+        host = self.host()
+        status = ray.get(host.status.remote())
+        if status["prepared"] != (self.job_id, r):
+            ckpt, _ = self._round_start_checkpoint(r)
+            ray.get(host.prepare.remote(self.job_id, r, ckpt))
+            return
+        if self.stage == 0:
+            self._drive(r)
+        mine = self.p.commitment(self.job_id, r, self.stage)
+        if not mine.exists and phase is Phase.TRAINING:
+            self._commit(r)
+        elif mine.exists and not mine.slashed and phase in (Phase.CHALLENGE, Phase.AWAITING_SEED):
+            self._publish_bundle(r)
+
+    def _cheating(self, misbehaviour: Misbehaviour, round_: int) -> bool:
+        return self.fault is misbehaviour and round_ in self.fault_rounds
+
+    def _hosts(self) -> list | None:
+        import ray
+
+        terms = self.p.job_terms(self.job_id)
+        handles = []
+        for s, who in enumerate(self.p.providers(self.job_id, terms.num_stages)):
+            if int(who, 16) == 0:
+                return None
+            try:
+                handles.append(ray.get_actor(host_actor_name(self.job_id, s, who), NAMESPACE))
+            except ValueError:
+                return None  # that provider's host is not up yet
+        return handles
+
+    def _drive(self, round_: int) -> None:
+        """Stage 0 drives the round when every host is prepared and one lacks its result."""
+        import ray
+
+        from agents.training.pipeline import RayPipeline
+
+        hosts = self._hosts()
+        if hosts is None:
+            return
+        statuses = ray.get([h.status.remote() for h in hosts])
+        want = (self.job_id, round_)
+        if any(s["prepared"] != want for s in statuses):
+            return
+        if all(s["result"] == want for s in statuses):
+            return
+        t0 = time.monotonic()
+        try:
+            RayPipeline(hosts).train_round(self.job_id, round_)
+        except Exception as exc:  # a host died mid-round: retry next tick from checkpoints
+            self.stats.notes.append(f"round {round_} attempt failed: {str(exc).splitlines()[0]}")
+            return
+        self.stats.rounds_driven += 1
+        log.info("job %s round %s trained in %.1fs", self.job_id, round_, time.monotonic() - t0)
+
+    def _commit(self, round_: int) -> None:
+        import ray
+
+        result = ray.get(self.host().take_result.remote(self.job_id, round_))
+        if result is None:
+            return
+        checkpoint_cid = self.store.add_bytes(result.state_bytes)
+        parent_ckpt, parent_record = self._round_start_checkpoint(round_)
+        record = RoundRecord(
+            job_id=self.job_id,
+            round=round_,
+            stage=self.stage,
+            provider=self.me,
+            spec=self.p.job_terms(self.job_id).spec_cid,
+            parent_checkpoint=parent_ckpt,
+            parent_record=parent_record,
+            new_checkpoint=checkpoint_cid,
+            data_shards=result.data_shards,
+            trace_root=result.trace_root,
+            leaves=result.leaves,
+            metrics=result.metrics,
+            determinism=result.determinism,
+            bytes_sent=result.bytes_sent,
+            bytes_received=result.bytes_received,
+        )
+        record_cid = save_document(self.store, record)
+        try:
+            self.p.commit_round(self.job_id, round_, self.stage, result.trace_root, record_cid)
+        except RevertError as exc:
+            if self.p.commitment(self.job_id, round_, self.stage).exists:
+                return  # committed before a restart: nothing lost, nothing doubled
+            raise exc
+        self.stats.commits.append((round_, record_cid))
+        if "loss" in result.metrics:
+            self.stats.losses[round_] = result.metrics["loss"]
+
+    def _publish_bundle(self, round_: int) -> None:
+        import ray
+
+        if round_ in self._posted or self._cheating(Misbehaviour.WITHHOLD_BUNDLES, round_):
+            return
+        seed = self.p.audit_seed(self.job_id, round_)
+        if seed is None:
+            return
+        if ray.get(self.host().take_result.remote(self.job_id, round_)) is None:
+            return  # lost in a restart: the driver retrains the round first
+        terms = self.p.job_terms(self.job_id)
+        n = self.spec.training.steps_per_round * self.spec.training.micro_batches
+        leaves = sample_leaves(seed, self.stage, terms.audit_leaves, n)
+        bundle = ray.get(self.host().make_audit_bundle.remote(leaves))
+        self.p.post_audit_bundle(self.job_id, round_, self.stage, bundle)
+        self._posted.add(round_)
+        self.stats.bundles.append((round_, bundle))
+
+    def _scan_events(self) -> None:
+        for ev in self._bundle_events.poll():
+            a = ev.args
+            if (
+                int(a["jobId"]) == self.job_id
+                and int(a["stage"]) == (self.stage or 0)
+                and (str(a.get("provider", self.me)).lower() == self.me.lower())
+            ):
+                self._posted.add(int(a["round"]))
+        for ev in self._challenges.poll():
+            a = ev.args
+            if int(a["jobId"]) == self.job_id and int(a["stage"]) == self.stage:
+                self._pending_challenges.add(int(a["disputeId"]))
+
+    def _answer_challenges(self) -> None:
+        import ray
+
+        for dispute_id in sorted(self._pending_challenges):
+            d = self.p.dispute(dispute_id)
+            if d.provider.lower() != self.me.lower() or d.status != DisputeStatus.AWAITING_RESPONSE:
+                self._pending_challenges.discard(dispute_id)
+                continue
+            if self._cheating(Misbehaviour.WITHHOLD_BUNDLES, d.round):
+                continue
+            if ray.get(self.host().take_result.remote(self.job_id, d.round)) is None:
+                continue  # wait for the driver to retrain the round after a restart
+            bundle = ray.get(self.host().make_audit_bundle.remote([d.leaf_index]))
+            try:
+                self.p.respond(dispute_id, bundle)
+            except RevertError as exc:
+                self.stats.notes.append(f"respond to dispute {dispute_id}: {exc}")
+            self._pending_challenges.discard(dispute_id)
+            self.stats.responses.append(dispute_id)

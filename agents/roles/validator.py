@@ -1,0 +1,271 @@
+"""The validator: audits sealed rounds, challenges cheaters, serves on committees.
+
+For every sealed round of a job it (1) checks each stage's record against its
+commitment and the boundaries between stages, (2) replays the sampled leaves
+from the providers' audit bundles in a separate process, and (3) challenges
+a mismatching leaf, or a sampled leaf whose bundle never appeared. As a
+committee member it replays the disputed leaf from the provider's answer and
+votes by commit–reveal, with a salt it can rebuild from its key alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from agents.chain.client import EventCursor
+from agents.chain.errors import RevertError
+from agents.chain.protocol import DisputeStatus, JobStatus, Protocol
+from agents.lineage import load_document
+from agents.lineage.documents import RoundRecord
+from agents.protocol.audit import Finding, check_boundaries, check_record
+from agents.protocol.rounds import Phase
+from agents.protocol.votes import vote_commitment, vote_salt
+from agents.roles.keeper import Keeper
+from agents.roles.replay import replay_leaves
+from agents.training.traces import leaf_hash, sample_leaves, trace_tree
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ValidatorStats:
+    """What a validator has done, for progress displays and the demo summary."""
+
+    rounds_audited: int = 0
+    leaves_replayed: int = 0
+    replay_seconds: float = 0.0
+    train_seconds_audited: float = 0.0
+    challenges: list[tuple[int, int, int, int, str]] = field(default_factory=list)
+    votes: list[tuple[int, bool]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def audit_cost(self) -> float:
+        """Replay time as a fraction of the training time it audited."""
+        return (
+            self.replay_seconds / self.train_seconds_audited if self.train_seconds_audited else 0.0
+        )
+
+
+class ValidatorAgent:
+    """Audits one job's rounds and votes on its disputes."""
+
+    def __init__(
+        self,
+        protocol: Protocol,
+        store,
+        store_spec: str,
+        job_id: int,
+        *,
+        from_block: int = 0,
+        bundle_grace: int = 4,
+        min_stake: int = 0,
+    ):
+        self.p = protocol
+        self.store = store
+        self.store_spec = store_spec
+        self.job_id = job_id
+        self.bundle_grace = bundle_grace
+        self.min_stake = min_stake
+        self.keeper = Keeper(protocol, job_id, from_block)
+        self.stats = ValidatorStats()
+        self._audited: set[int] = set()
+        self._bundles: dict[tuple[int, int], str] = {}
+        self._bundle_cursor = EventCursor(
+            protocol.client, [("JobMarket", "AuditBundlePosted")], from_block
+        )
+        self._committee_cursor = EventCursor(
+            protocol.client, [("AuditCourt", "CommitteeDrawn")], from_block
+        )
+        self._duties: dict[int, dict] = {}
+
+    @property
+    def me(self) -> str:
+        return self.p.client.address
+
+    # -- setup -----------------------------------------------------------------
+    def register(self) -> None:
+        """Stake and register as a validator, if not already."""
+        if self.p.is_validator():
+            return
+        need = max(self.min_stake, int(self.p.client.call("AuditCourt", "minValidatorStake")))
+        self.p.ensure_stake(need)
+        self.p.register_validator()
+
+    # -- main loop ---------------------------------------------------------------
+    def tick(self) -> None:
+        """One pass: committee duties, audits, keeper duties."""
+        for ev in self._bundle_cursor.poll():
+            a = ev.args
+            if int(a["jobId"]) == self.job_id:
+                self._bundles[(int(a["round"]), int(a["stage"]))] = a["bundleCID"]
+        self._committee_work()
+        state = self.p.job_state(self.job_id)
+        if state.status == JobStatus.RUNNING:
+            r = state.current_round
+            if r not in self._audited and self.keeper.phase(r) is Phase.CHALLENGE:
+                self.audit_round(r)
+        self.keeper.tick()
+
+    # -- auditing ------------------------------------------------------------------
+    def _records(self, round_: int) -> list[tuple[int, str, RoundRecord | None, str]]:
+        terms = self.p.job_terms(self.job_id)
+        out = []
+        for stage in range(terms.num_stages):
+            c = self.p.commitment(self.job_id, round_, stage)
+            if not c.exists or c.slashed:
+                out.append((stage, c.record_cid, None, c.trace_root))
+                continue
+            try:
+                rec = load_document(self.store, c.record_cid, RoundRecord)
+            except Exception as exc:
+                self.stats.notes.append(f"round {round_} stage {stage}: record unreadable: {exc}")
+                rec = None
+            out.append((stage, c.record_cid, rec, c.trace_root))
+        return out
+
+    def _expected_parent(self, stage: int, round_: int) -> str | None:
+        """params_before the stage's first step must have: its last finalized state."""
+        last = self.p.last_finalized_round(self.job_id, stage)
+        if last < 0 or last >= round_:
+            return None  # initial state: the replay of leaf 0 checks it from the bundle
+        cid = self.p.commitment(self.job_id, last, stage).record_cid
+        return load_document(self.store, cid, RoundRecord).leaves[-1].params_after
+
+    def audit_round(self, round_: int) -> list[Finding]:
+        """Audit every stage of `round_`; challenge what fails. Returns the findings."""
+        seed = self.p.audit_seed(self.job_id, round_)
+        if seed is None:
+            return []
+        terms = self.p.job_terms(self.job_id)
+        view = self.p.round_view(self.job_id, round_)
+        records = self._records(round_)
+        findings: list[Finding] = []
+        complete = [rec for _, _, rec, _ in records if rec is not None]
+        for stage, _, rec, root in records:
+            if rec is not None:
+                findings += check_record(rec, root, self._expected_parent(stage, round_))
+        if len(complete) == len(records):
+            findings += check_boundaries(complete)
+        now = self.p.client.now()
+        for stage, record_cid, rec, _ in records:
+            if rec is None:
+                continue
+            self.stats.train_seconds_audited += float(rec.metrics.get("seconds", 0.0))
+            leaves = sample_leaves(seed, stage, terms.audit_leaves, len(rec.leaves))
+            bundle = self._bundles.get((round_, stage))
+            if bundle is None:
+                if now < view.sealed_at + self.bundle_grace:
+                    return findings  # come back when the grace period is over
+                findings.append(Finding(stage, leaves[0], "no audit bundle was published"))
+                continue
+            verdicts, seconds = replay_leaves(self.store_spec, bundle, record_cid, leaves)
+            self.stats.leaves_replayed += len(leaves)
+            self.stats.replay_seconds += seconds
+            for leaf in leaves:
+                verdict = verdicts[leaf]
+                if verdict.match is False:
+                    findings.append(
+                        Finding(stage, leaf, f"replay mismatch in {', '.join(verdict.mismatched)}")
+                    )
+                    break
+                if verdict.match is None:
+                    self.stats.notes.append(f"stage {stage} leaf {leaf}: {verdict.detail}")
+        self._audited.add(round_)
+        self.stats.rounds_audited += 1
+        self._challenge(round_, records, findings)
+        return findings
+
+    def _challenge(self, round_: int, records, findings: list[Finding]) -> None:
+        by_stage = {stage: rec for stage, _, rec, _ in records}
+        challenged: set[int] = set()
+        for f in findings:
+            rec = by_stage.get(f.stage)
+            if f.leaf is None or rec is None or f.stage in challenged:
+                if f.leaf is None:
+                    self.stats.notes.append(f"stage {f.stage}: {f.reason} (not provable on-chain)")
+                continue
+            if self._already_disputed(round_, f.stage):
+                challenged.add(f.stage)
+                continue
+            tree = trace_tree(rec.leaves)
+            leaf = rec.leaves[f.leaf]
+            try:
+                dispute_id = self.p.challenge(
+                    self.job_id, round_, f.stage, f.leaf, leaf_hash(leaf), tree.proof(f.leaf)
+                )
+            except RevertError as exc:
+                self.stats.notes.append(f"challenge of stage {f.stage} refused: {exc}")
+                continue
+            challenged.add(f.stage)
+            self.stats.challenges.append((dispute_id, round_, f.stage, f.leaf, f.reason))
+            log.info("challenged round %s stage %s leaf %s: %s", round_, f.stage, f.leaf, f.reason)
+
+    def _already_disputed(self, round_: int, stage: int) -> bool:
+        events = self.p.client.events(
+            "AuditCourt", "ChallengeOpened", self.keeper.from_block, filters={"jobId": self.job_id}
+        )
+        return any(int(e.args["round"]) == round_ and int(e.args["stage"]) == stage for e in events)
+
+    # -- committee -----------------------------------------------------------------
+    def _committee_work(self) -> None:
+        for ev in self._committee_cursor.poll():
+            members = [m.lower() for m in ev.args["members"]]
+            if self.me.lower() in members:
+                self._duties.setdefault(int(ev.args["disputeId"]), {})
+        now = self.p.client.now()
+        for dispute_id, duty in list(self._duties.items()):
+            d = self.p.dispute(dispute_id)
+            if d.job_id != self.job_id:
+                self._duties.pop(dispute_id)
+                continue
+            if d.status != DisputeStatus.VOTING:
+                if d.status in (DisputeStatus.PROVIDER_SLASHED, DisputeStatus.CHALLENGER_SLASHED):
+                    self._duties.pop(dispute_id)
+                continue
+            salt = vote_salt(bytes(self.p.client.account.key), dispute_id)
+            try:
+                if "guilty" not in duty and now <= d.commit_deadline:
+                    duty["guilty"] = self._judge(d)
+                    self.p.commit_vote(
+                        dispute_id, vote_commitment(dispute_id, self.me, duty["guilty"], salt)
+                    )
+                    self.stats.votes.append((dispute_id, duty["guilty"]))
+                elif "guilty" in duty and not duty.get("revealed") and now > d.commit_deadline:
+                    self.p.reveal_vote(dispute_id, duty["guilty"], salt)
+                    duty["revealed"] = True
+            except RevertError as exc:
+                self.stats.notes.append(f"vote on dispute {dispute_id}: {exc}")
+                duty["revealed"] = True
+
+    def _judge(self, d) -> bool:
+        """Replay the disputed leaf from the provider's answer: guilty on any mismatch."""
+        c = self.p.commitment(d.job_id, d.round, d.stage)
+        rec = load_document(self.store, c.record_cid, RoundRecord)
+        if d.leaf_index >= len(rec.leaves) or leaf_hash(rec.leaves[d.leaf_index]) != bytes.fromhex(
+            d.leaf_hash.removeprefix("0x")
+        ):
+            return True  # the record does not even contain the committed leaf
+        if trace_tree(rec.leaves).root_hex.lower() != c.trace_root.lower():
+            return True
+        verdicts, seconds = replay_leaves(
+            self.store_spec, d.bundle_cid, c.record_cid, [d.leaf_index]
+        )
+        self.stats.leaves_replayed += 1
+        self.stats.replay_seconds += seconds
+        return verdicts[d.leaf_index].match is False
+
+
+def run_forever(agent, stop, interval: float = 0.5) -> None:
+    """Tick `agent` until `stop` is set, logging (never dying on) transient errors."""
+    while not stop.is_set():
+        try:
+            agent.tick()
+        except Exception as exc:  # keep the loop alive; the chain is the source of truth
+            log.warning("%s: %s", type(agent).__name__, exc)
+            agent_notes = getattr(getattr(agent, "stats", None), "notes", None)
+            if agent_notes is not None:
+                agent_notes.append(f"{type(exc).__name__}: {exc}")
+        time.sleep(interval)
