@@ -51,6 +51,22 @@ def _register_subapps() -> None:
 _register_subapps()
 
 
+def _register_commands() -> None:
+    """Top-level verbs: `up`, `infer`, `demo`."""
+    try:
+        from agents.roles import commands
+    except ModuleNotFoundError as exc:  # roles need every other concern
+        if not (exc.name or "").startswith("agents."):
+            raise
+        return
+    app.command("up")(commands.up)
+    app.command("infer")(commands.infer)
+    app.command("demo")(commands.demo)
+
+
+_register_commands()
+
+
 def main() -> None:
     """Entry point: run the app, turning TesseraError into one line on stderr."""
     try:

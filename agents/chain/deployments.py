@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,21 @@ class Deployment:
                 f"deployment for chain {self.chain_id} has no contract {name}"
             ) from None
 
+    def to_dict(self) -> dict:
+        """The registry file's content."""
+        return json.loads(self.to_json())
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Deployment:
+        """Parse the registry file's content."""
+        return cls(
+            chain_id=int(data["chainId"]),
+            block=int(data["block"]),
+            contracts=dict(data["contracts"]),
+            deployer=data.get("deployer", ""),
+            params=data.get("params", {}),
+        )
+
     def to_json(self) -> str:
         """The registry file's text."""
         return json.dumps(
@@ -46,9 +62,15 @@ class Deployment:
         )
 
 
+def deployments_dir() -> Path:
+    """The registry folder: $TESSERA_DEPLOYMENTS_DIR, else the repo's deployments/."""
+    env = os.environ.get("TESSERA_DEPLOYMENTS_DIR")
+    return Path(env) if env else DEPLOYMENTS_DIR
+
+
 def deployment_path(chain_id: int, directory: Path | None = None) -> Path:
     """Where the registry file of `chain_id` lives."""
-    return (directory or DEPLOYMENTS_DIR) / f"{chain_id}.json"
+    return (directory or deployments_dir()) / f"{chain_id}.json"
 
 
 def load_deployment(chain_id: int, directory: Path | None = None) -> Deployment:
@@ -60,14 +82,7 @@ def load_deployment(chain_id: int, directory: Path | None = None) -> Deployment:
             "(`tessera up` locally, or `brownie run scripts/deploy.py --network ...`)"
         )
     try:
-        data = json.loads(path.read_text())
-        return Deployment(
-            chain_id=int(data["chainId"]),
-            block=int(data["block"]),
-            contracts=dict(data["contracts"]),
-            deployer=data.get("deployer", ""),
-            params=data.get("params", {}),
-        )
+        return Deployment.from_dict(json.loads(path.read_text()))
     except (ValueError, KeyError, TypeError) as exc:
         raise DeploymentNotFound(f"{path} is not a valid deployments file: {exc}") from None
 

@@ -314,3 +314,113 @@ def shares_claim(
     _job_exists(conn, model)
     paid = conn.protocol.claim(model)
     console.print(f"claimed {paid / WEI:.6f} TSR")
+
+
+# -- top-level commands -------------------------------------------------------------------
+def up(
+    port: Annotated[int, typer.Option(help="anvil port (0: a free one)")] = 0,
+    block_time: Annotated[float, typer.Option(help="seconds per block")] = 1.0,
+    rpc: Rpc = None,
+    network: Network = None,
+) -> None:
+    """Start a local chain, deploy the protocol and fund dev accounts (or check a remote one)."""
+    from agents.chain.client import ChainClient
+    from agents.chain.deploy import deploy_protocol
+    from agents.chain.deployments import load_deployment, save_deployment
+    from agents.chain.keys import dev_account
+    from agents.chain.local import LocalChain
+
+    if rpc or network:
+        conn = _conn(rpc, network, None, None, need_key=False)
+        dep = load_deployment(conn.client.chain_id)
+        console.print(f"chain {dep.chain_id}: protocol deployed at block {dep.block}")
+        for name, addr in sorted(dep.contracts.items()):
+            console.print(f"  {name:13} {addr}")
+        return
+    chain = LocalChain(port=port, block_time=block_time).start()
+    try:
+        deployer = ChainClient(chain.url, dev_account(0, chain.chain_id))
+        dep = deploy_protocol(deployer)
+        path = save_deployment(dep)
+        for i in range(1, 10):
+            deployer.send(
+                "TesseraToken", "mint", dev_account(i, chain.chain_id).address, 10_000 * WEI
+            )
+        console.print(f"anvil on {chain.url}; deployment written to {path}")
+        console.print(
+            f"dev accounts 1-9 hold 10,000 TSR each. In another shell:\n"
+            f"  export TESSERA_RPC={chain.url}\n  ray start --head  # for providers"
+        )
+        console.print("Ctrl-C stops the chain.")
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        chain.stop()
+
+
+def infer(
+    model: Annotated[int, typer.Option(help="model id (= job id)")],
+    prompt: Annotated[str, typer.Option(help="text to continue")],
+    max_tokens: Annotated[int, typer.Option(help="byte tokens to generate")] = 64,
+    price: Annotated[str, typer.Option(help="TSR per generated token")] = "0.01",
+    rpc: Rpc = None,
+    network: Network = None,
+    keystore: Keystore = None,
+    dev_account: DevAccount = None,
+    store: Store = None,
+) -> None:
+    """Generate text through the stage holders' pipeline and pay the shareholders for it."""
+    import ray
+
+    from agents.roles.gateway import InferenceGateway
+
+    conn = _conn(rpc, network, keystore, dev_account, store)
+    _job_exists(conn, model)
+    if not ray.is_initialized():
+        ray.init(address="auto", namespace="tessera", log_to_driver=False)
+    gw = InferenceGateway(conn.protocol, conn.store, model, price_per_token=parse_tsr(price))
+    done = gw.generate(prompt, max_tokens)
+    console.print(done.text.decode("utf-8", errors="replace"), markup=False, highlight=False)
+    console.print(
+        f"[dim]{done.tokens} tokens, {done.fee / WEI:g} TSR paid to model {model}'s holders[/]"
+    )
+
+
+def demo(
+    out: Annotated[str, typer.Option(help="output folder")] = "demo-out",
+    stages: Annotated[int, typer.Option(help="pipeline stages (one provider each)")] = 3,
+    rounds: Annotated[int, typer.Option(help="training rounds")] = 3,
+    validators: Annotated[int, typer.Option(help="validator agents")] = 3,
+    cheat_stage: Annotated[int, typer.Option(help="stage whose provider cheats")] = 1,
+    cheat_round: Annotated[int, typer.Option(help="round (0-based) it cheats in")] = 1,
+    cheat: Annotated[
+        str, typer.Option(help="fake-gradient | skip-steps | wrong-data | withhold-bundles")
+    ] = "fake-gradient",
+    no_cheat: Annotated[bool, typer.Option("--no-cheat", help="everyone is honest")] = False,
+    compression: Annotated[str, typer.Option(help="none | int8 | topk")] = "int8",
+) -> None:
+    """Run the whole protocol locally; exit 0 only if every check holds."""
+    from pathlib import Path
+
+    from agents.roles.demo import DemoOptions, print_report, run_demo
+
+    if not 0 <= cheat_stage < stages:
+        raise TesseraError(f"--cheat-stage must be in 0..{stages - 1}")
+    if not 0 <= cheat_round < rounds - 1:
+        raise TesseraError(f"--cheat-round must be in 0..{rounds - 2} (a later round must follow)")
+    opts = DemoOptions(
+        out=Path(out),
+        stages=stages,
+        rounds=rounds,
+        validators=validators,
+        cheat_stage=None if no_cheat else cheat_stage,
+        cheat_round=cheat_round,
+        cheat=cheat,
+        compression=compression,
+    )
+    report = run_demo(opts, console)
+    print_report(report, console)
+    if not report.ok:
+        raise typer.Exit(1)

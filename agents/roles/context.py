@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 
 from agents.chain.client import ChainClient
+from agents.chain.deployments import Deployment
 from agents.chain.errors import ChainError
 from agents.chain.keys import DEV_CHAIN_IDS, dev_account, load_account
 from agents.chain.protocol import Protocol
@@ -58,6 +59,7 @@ def connect(
     store: str | None = None,
     confirmations: int | None = None,
     need_key: bool = True,
+    deployment: Deployment | None = None,
 ) -> Connection:
     """Open a Connection; every failure is one clear TesseraError."""
     from agents.storage import open_store
@@ -65,7 +67,7 @@ def connect(
     url = resolve_rpc(rpc, network)
     if confirmations is None:
         confirmations = int(os.environ.get("TESSERA_CONFIRMATIONS", "0"))
-    client = ChainClient(url, None, confirmations=confirmations)
+    client = ChainClient(url, None, confirmations=confirmations, deployment=deployment)
     if dev_index is not None:
         client.account = dev_account(dev_index, client.chain_id)
     elif need_key or keystore or os.environ.get("TESSERA_PRIVATE_KEY"):

@@ -1,0 +1,117 @@
+"""Agents as Ray actors: a role built inside its own process, ticking in a thread.
+
+The actor has no policy of its own (Ray Train's lesson): it builds the role
+from plain arguments, runs `tick()` until told to stop, and answers
+`snapshot()` with the role's stats for progress displays. Placing it with a
+custom resource (`{"agent-3": 0.01}`) pins each agent to its operator's node.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from typing import Any
+
+
+class AgentRunner:
+    """Body of the `AgentActor` Ray actor."""
+
+    def __init__(
+        self,
+        kind: str,
+        *,
+        rpc: str,
+        dev_index: int | None,
+        store: str,
+        job_id: int,
+        deployment: dict,
+        stage: int | None = None,
+        fault: str | None = None,
+        fault_rounds: tuple[int, ...] = (),
+        resources: dict[str, float] | None = None,
+        log_level: int = logging.WARNING,
+    ):
+        logging.basicConfig(level=log_level)
+        from agents.chain.deployments import Deployment
+        from agents.roles.context import connect
+
+        dep = Deployment.from_dict(deployment)
+        conn = connect(rpc=rpc, dev_index=dev_index, store=store, deployment=dep)
+        self.kind = kind
+        self.address = conn.client.address
+        if kind == "provider":
+            from agents.roles.provider import Misbehaviour, ProviderAgent
+            from agents.training.worker import Fault
+
+            parsed: Any = None
+            if fault:
+                names = {f.value: f for f in [*Fault, *Misbehaviour]}
+                parsed = names.get(fault) or Fault[fault.upper().replace("-", "_")]
+            self.agent: Any = ProviderAgent(
+                conn.protocol,
+                conn.store,
+                store_spec=store,
+                job_id=job_id,
+                stage=stage,
+                from_block=dep.block,
+                fault=parsed,
+                fault_rounds=frozenset(fault_rounds),
+                resources=resources,
+            )
+        elif kind == "validator":
+            from agents.roles.validator import ValidatorAgent
+
+            self.agent = ValidatorAgent(
+                conn.protocol, conn.store, store, job_id, from_block=dep.block
+            )
+        else:
+            raise ValueError(f"unknown agent kind {kind!r}")
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def setup(self) -> int | None:
+        """Join (providers) or register (validators); returns the stage for providers."""
+        if self.kind == "provider":
+            return self.agent.join()
+        self.agent.register()
+        return None
+
+    def start(self, interval: float = 0.5) -> str:
+        """Start ticking in a background thread; returns the agent's address."""
+        from agents.roles.validator import run_forever
+
+        if self._thread is None or not self._thread.is_alive():
+            self._stop.clear()
+            self._thread = threading.Thread(
+                target=run_forever, args=(self.agent, self._stop, interval), daemon=True
+            )
+            self._thread.start()
+        return self.address
+
+    def stop(self) -> None:
+        """Stop ticking (the stage host, if any, keeps serving inference)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def snapshot(self) -> dict:
+        """The role's stats as plain data."""
+        out = dataclasses.asdict(self.agent.stats)
+        out["kind"] = self.kind
+        out["address"] = self.address
+        out["stage"] = getattr(self.agent, "stage", None)
+        out["vacated"] = getattr(self.agent, "vacated", False)
+        if self.kind == "validator":
+            out["audit_cost"] = self.agent.stats.audit_cost
+        return out
+
+
+def agent_actor(resources: dict[str, float] | None = None):
+    """The Ray actor class for AgentRunner, with optional placement resources."""
+    import ray
+
+    opts: dict[str, Any] = {"num_cpus": 0, "max_concurrency": 4}
+    if resources:
+        opts["resources"] = resources
+    return ray.remote(**opts)(AgentRunner)
