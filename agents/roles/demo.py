@@ -10,9 +10,7 @@ pro-rata share of the inference revenue within a few wei.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,10 +19,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from agents.chain.client import ChainClient
-from agents.chain.keys import dev_account
-from agents.chain.local import LocalChain
-from agents.chain.protocol import JobStatus, Protocol
+from agents.chain.protocol import Protocol
 from agents.errors import TesseraError
 from agents.lineage.documents import (
     AuditPolicy,
@@ -138,162 +133,88 @@ def run_demo(opts: DemoOptions, console: Console | None = None) -> DemoReport:
     """Run the demo; returns the report (its `failures` say what did not hold)."""
     import ray
 
-    from agents.chain.deploy import deploy_protocol
     from agents.lineage import build_dataset, demo_corpus_path
-    from agents.roles.owner import OwnerAgent
-    from agents.roles.runner import agent_actor
-    from agents.storage import open_store
+    from agents.roles.jobfile import TermsInput
+    from agents.roles.localnet import drive, init_local_ray, local_net, start_job
 
     console = console or Console()
     started = time.monotonic()
     out = opts.out.resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    store_dir = out / "store"
-    os.environ["TESSERA_DEPLOYMENTS_DIR"] = str(out / "deployments")
     report = DemoReport()
-    chain = LocalChain(block_time=1, log_path=out / "anvil.log").start()
-    started_ray = False
-    actors: list = []
-    try:
-        console.print(f"[bold]chain[/] anvil at {chain.url} (1 s blocks)")
-        deployer = ChainClient(chain.url, dev_account(DEPLOYER, chain.chain_id))
-        deployment = deploy_protocol(
-            deployer,
-            params={
-                "unbondingPeriod": 30,
-                "responseWindow": 12,
-                "commitVoteWindow": 12,
-                "revealWindow": 12,
-                "challengeBond": 5 * WEI,
-                "minValidatorStake": 20 * WEI,
-                "committeeSize": 3,
-            },
-        )
-        console.print(f"[bold]contracts[/] deployed at block {deployment.block}")
-        n_providers = opts.stages + 1
-        validator_base = FIRST_PROVIDER + n_providers
-        everyone = [OWNER, PAYER, *range(FIRST_PROVIDER, validator_base + opts.validators)]
-        for i in everyone:
-            deployer.send(
-                "TesseraToken", "mint", dev_account(i, chain.chain_id).address, 10_000 * WEI
+    n_providers = opts.stages
+    standby = FIRST_PROVIDER + n_providers
+    validator_base = standby + 1
+    everyone = [OWNER, PAYER, *range(FIRST_PROVIDER, validator_base + opts.validators)]
+    with local_net(out) as net:
+        started_ray = init_local_ray()
+        run = None
+        try:
+            console.print(f"[bold]chain[/] anvil at {net.url} (1 s blocks); contracts deployed")
+            net.fund(everyone)
+            corpus = demo_corpus_path()
+            dataset_cid, manifest = build_dataset(
+                net.store,
+                corpus,
+                name="python-stdlib-sample",
+                source=str(corpus),
+                license="PSF-2.0",
             )
-
-        store = open_store(str(store_dir))
-        corpus = demo_corpus_path()
-        dataset_cid, manifest = build_dataset(
-            store, corpus, name="python-stdlib-sample", source=str(corpus), license="PSF-2.0"
-        )
-        console.print(
-            f"[bold]dataset[/] {dataset_cid} ({manifest.total_tokens:,} byte tokens, "
-            f"{len(manifest.shards)} shards)"
-        )
-        owner = OwnerAgent(
-            Protocol(
-                ChainClient(chain.url, dev_account(OWNER, chain.chain_id), deployment=deployment)
-            ),
-            store,
-        )
-        from agents.roles.jobfile import TermsInput
-
-        spec = demo_spec(dataset_cid, opts)
-        terms = TermsInput(
-            rounds=opts.rounds,
-            reward_per_stage_round=10,
-            shares_per_stage_round=1000,
-            min_stake=100,
-            commit_window=300,
-            challenge_window=30,
-            owner_share_bps=1000,
-            validator_pool=30,
-        )
-        posted = owner.post(spec, terms)
-        report.job_id = job = posted.job_id
-        console.print(
-            f"[bold]job {job}[/] posted: spec {posted.spec_cid}, escrow {posted.escrow / WEI:g} TSR"
-        )
-
-        if not ray.is_initialized():
-            ray.init(
-                address="local",
-                namespace="tessera",
-                num_cpus=2,
-                include_dashboard=False,
-                object_store_memory=300 * 2**20,
-                log_to_driver=False,
-                _system_config={"enable_worker_prestart": False},
+            console.print(
+                f"[bold]dataset[/] {dataset_cid} ({manifest.total_tokens:,} byte tokens, "
+                f"{len(manifest.shards)} shards)"
             )
-            started_ray = True
-        common = {
-            "rpc": chain.url,
-            "store": str(store_dir),
-            "job_id": job,
-            "deployment": deployment.to_dict(),
-        }
-        Agent = agent_actor()
-        providers = []
-        for stage in range(opts.stages):
-            cheat = opts.cheat_stage == stage
-            providers.append(
-                Agent.remote(
-                    "provider",
-                    dev_index=FIRST_PROVIDER + stage,
-                    stage=stage,
-                    fault=opts.cheat if cheat else None,
-                    fault_rounds=(opts.cheat_round,) if cheat else (),
-                    **common,
+            terms = TermsInput(
+                rounds=opts.rounds,
+                reward_per_stage_round=10,
+                shares_per_stage_round=1000,
+                min_stake=100,
+                commit_window=300,
+                challenge_window=30,
+                owner_share_bps=1000,
+                validator_pool=30,
+            )
+            faults = {}
+            if opts.cheat_stage is not None:
+                faults[opts.cheat_stage] = (opts.cheat, (opts.cheat_round,))
+            run = start_job(
+                net,
+                demo_spec(dataset_cid, opts),
+                terms,
+                owner_index=OWNER,
+                provider_indices=list(range(FIRST_PROVIDER, FIRST_PROVIDER + n_providers)),
+                validator_indices=list(range(validator_base, validator_base + opts.validators)),
+                standby_indices=[standby],
+                faults=faults,
+            )
+            report.job_id = run.job_id
+            console.print(
+                f"[bold]job {run.job_id}[/] posted (spec {run.spec_cid}); "
+                f"{n_providers} providers, {opts.validators} validators, 1 standby"
+                + (
+                    f"; stage {opts.cheat_stage} cheats ({opts.cheat}) in round {opts.cheat_round}"
+                    if opts.cheat_stage is not None
+                    else ""
                 )
             )
-        standby = Agent.remote("provider", dev_index=FIRST_PROVIDER + opts.stages, **common)
-        validators = [
-            Agent.remote("validator", dev_index=validator_base + i, **common)
-            for i in range(opts.validators)
-        ]
-        actors = [*providers, *validators, standby]
-        ray.get([a.setup.remote() for a in [*providers, *validators]])
-        ray.get([a.start.remote() for a in [*providers, *validators]])
-        console.print(
-            f"[bold]agents[/] {len(providers)} providers, {len(validators)} validators, 1 standby"
-            + (
-                f"; stage {opts.cheat_stage} cheats ({opts.cheat}) in round {opts.cheat_round}"
-                if opts.cheat_stage is not None
-                else ""
-            )
-        )
-        standby_started = False
-        deadline = time.monotonic() + opts.timeout
-        with Live(console=console, refresh_per_second=2, transient=opts.quiet) as live:
-            while True:
-                state = owner.protocol.job_state(job)
-                owner.tick(job, deployment.block)
-                snaps = ray.get([a.snapshot.remote() for a in actors])
-                live.update(_render(report, "running", snaps, state))
-                vacant = [
-                    s
-                    for s in range(opts.stages)
-                    if int(owner.protocol.stage_provider(job, s), 16) == 0
-                ]
-                if vacant and not standby_started and state.status == JobStatus.RUNNING:
-                    ray.get(standby.setup.remote())
-                    ray.get(standby.start.remote())
-                    standby_started = True
-                    console.print(f"[yellow]standby provider joins vacated stage {vacant[0]}[/]")
-                if state.status in (JobStatus.COMPLETED, JobStatus.CANCELLED):
-                    break
-                if time.monotonic() > deadline:
-                    report.failures.append(f"job did not complete within {opts.timeout:.0f}s")
-                    break
-                time.sleep(1.0)
-        _summarize(report, owner.protocol, store, job, snaps, deployment.block)
-        if report.ok or state.status == JobStatus.COMPLETED:
-            _infer_and_claim(report, opts, chain, deployment, store, job, everyone)
-        _outputs(report, owner.protocol, store, job, out)
-    finally:
-        for a in actors:
-            with contextlib.suppress(Exception):  # best effort: Ray shuts them down anyway
-                ray.get(a.stop.remote(), timeout=30)
-        if started_ray:
-            ray.shutdown()
-        chain.stop()
+            with Live(console=console, refresh_per_second=2, transient=opts.quiet) as live:
+
+                def show(state) -> None:
+                    live.update(_render(report, "running", run.snapshots(), state))
+
+                try:
+                    drive(net, run, timeout=opts.timeout, on_tick=show)
+                except TimeoutError as exc:
+                    report.failures.append(str(exc))
+            p = run.owner.protocol
+            _summarize(report, p, net.store, run.job_id, run.snapshots(), net.deployment.block)
+            if not report.failures:
+                _infer_and_claim(report, opts, net, run.job_id, everyone)
+            _outputs(report, p, net.store, run.job_id, out)
+        finally:
+            if run is not None:
+                run.stop()
+            if started_ray:
+                ray.shutdown()
     report.seconds = time.monotonic() - started
     _check(report, opts)
     return report
@@ -335,26 +256,23 @@ def _summarize(
     report.audit_cost = sum(costs) / len(costs) if costs else 0.0
 
 
-def _infer_and_claim(report, opts, chain, deployment, store, job, everyone) -> None:
+def _infer_and_claim(report, opts, net, job, everyone) -> None:
     from agents.roles.gateway import InferenceGateway
 
-    payer = Protocol(
-        ChainClient(chain.url, dev_account(PAYER, chain.chain_id), deployment=deployment)
-    )
-    gateway = InferenceGateway(payer, store, job, price_per_token=WEI // 100)
+    payer = net.protocol(PAYER)
+    gateway = InferenceGateway(payer, net.store, job, price_per_token=WEI // 100)
     completion = gateway.generate(opts.prompt, opts.tokens)
     report.generated = completion.text.decode("utf-8", errors="replace")
     report.revenue = completion.fee
     supply = payer.total_shares(job)
     for i in everyone:
-        acct = dev_account(i, chain.chain_id)
-        holder = Protocol(ChainClient(chain.url, acct, deployment=deployment))
+        holder = net.protocol(i)
         bal = holder.shares_of(job)
         if not bal:
             continue
         expected = pro_rata(report.revenue, bal, supply)
         claimed = holder.claim(job)
-        report.claims[acct.address] = (claimed, expected)
+        report.claims[net.address(i)] = (claimed, expected)
 
 
 def _outputs(report: DemoReport, p: Protocol, store, job: int, out: Path) -> None:
