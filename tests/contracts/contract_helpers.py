@@ -1,0 +1,121 @@
+"""Helpers shared by the contract tests: parameters, funding, a Merkle tree like the agents'."""
+
+from __future__ import annotations
+
+from eth_abi import encode
+from eth_utils import keccak
+
+E18 = 10**18
+
+#: Deploy parameters for tests: windows of tens of seconds, small bonds.
+TEST_PARAMS = {
+    "unbondingPeriod": 1_000,
+    "livenessPenaltyBps": 1_000,
+    "challengeBond": 100 * E18,
+    "responseWindow": 50,
+    "commitVoteWindow": 50,
+    "revealWindow": 50,
+    "providerSlashBps": 5_000,
+    "winnerRewardBps": 5_000,
+    "nonRevealPenalty": 10 * E18,
+    "minValidatorStake": 100 * E18,
+    "committeeSize": 3,
+}
+
+JOB_DEFAULTS = {
+    "specCID": "bafyreispecspecspecspecspecspecspecspecspecspecspecspecsp",
+    "numStages": 2,
+    "rounds": 2,
+    "stepsPerRound": 4,
+    "rewardPerStageRound": 10 * E18,
+    "sharesPerStageRound": 100,
+    "minStake": 200 * E18,
+    "commitWindow": 100,
+    "challengeWindow": 100,
+    "auditLeaves": 2,
+    "ownerShareBps": 2_000,
+    "validatorPool": 50 * E18,
+}
+
+JOB_FIELDS = tuple(JOB_DEFAULTS)
+
+
+def job_tuple(**overrides) -> tuple:
+    """A JobParams tuple in ABI order, defaults overridden by keyword."""
+    params = {**JOB_DEFAULTS, **overrides}
+    return tuple(params[k] for k in JOB_FIELDS)
+
+
+def budget(**overrides) -> int:
+    """Escrow that postJob pulls for these parameters."""
+    p = {**JOB_DEFAULTS, **overrides}
+    return p["rewardPerStageRound"] * p["numStages"] * p["rounds"] + p["validatorPool"]
+
+
+def fund(p, account, amount: int) -> None:
+    """Mint `amount` TSR to `account` and approve every protocol contract for it."""
+    p.token.mint(account, amount, {"from": p.deployer})
+    for spender in (p.stakes, p.market, p.court, p.shares):
+        p.token.approve(spender, 2**256 - 1, {"from": account})
+
+
+def post_job(p, owner, **overrides) -> int:
+    """Post a job with JOB_DEFAULTS overridden; return its id."""
+    tx = p.market.postJob(job_tuple(**overrides), {"from": owner})
+    return tx.return_value
+
+
+def fill(p, job_id: int, providers) -> None:
+    """Each provider i joins stage i."""
+    for i, a in enumerate(providers):
+        p.market.joinStage(job_id, i, {"from": a})
+
+
+# ---------------------------------------------------------------------------------- merkle
+
+
+def leaf_node(index: int, leaf_hash: bytes) -> bytes:
+    """keccak256(bytes.concat(keccak256(abi.encode(index, leafHash)))), as AuditCourt.leafNode."""
+    return keccak(keccak(encode(["uint256", "bytes32"], [index, leaf_hash])))
+
+
+def hash_pair(a: bytes, b: bytes) -> bytes:
+    """OpenZeppelin's commutative pair hash."""
+    return keccak(min(a, b) + max(a, b))
+
+
+class Tree:
+    """Binary Merkle tree over leaf hashes by index; an odd last node is carried up."""
+
+    def __init__(self, leaf_hashes: list[bytes]):
+        self.leaf_hashes = list(leaf_hashes)
+        self.levels = [[leaf_node(i, h) for i, h in enumerate(leaf_hashes)]]
+        while len(self.levels[-1]) > 1:
+            cur = self.levels[-1]
+            nxt = [hash_pair(cur[i], cur[i + 1]) for i in range(0, len(cur) - 1, 2)]
+            if len(cur) % 2:
+                nxt.append(cur[-1])
+            self.levels.append(nxt)
+
+    @property
+    def root(self) -> bytes:
+        return self.levels[-1][0]
+
+    def proof(self, index: int) -> list[bytes]:
+        out = []
+        for level in self.levels[:-1]:
+            sibling = index ^ 1
+            if sibling < len(level):
+                out.append(level[sibling])
+            index //= 2
+        return out
+
+
+def make_tree(tag: str, n: int = 8) -> Tree:
+    """A tree of `n` distinct leaf hashes derived from `tag`."""
+    return Tree([keccak(text=f"{tag}/{i}") for i in range(n)])
+
+
+def vote_hash(dispute_id: int, voter: str, guilty: bool, salt: bytes) -> bytes:
+    """keccak256(abi.encode(disputeId, voter, guilty, salt))."""
+    return keccak(encode(["uint256", "address", "bool", "bytes32"], [dispute_id, voter, guilty, salt]))
