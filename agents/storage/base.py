@@ -41,7 +41,7 @@ def canonical_json(doc: dict | BaseModel) -> bytes:
     if not isinstance(doc, dict):
         raise StoreError(f"put_json needs a dict or a pydantic model, got {type(doc).__name__}")
     try:
-        text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
         raise StoreError(f"document is not JSON-serialisable: {exc}") from None
     return text.encode()
