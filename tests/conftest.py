@@ -32,23 +32,27 @@ def pytest_configure(config: pytest.Config) -> None:
             net["cmd_settings"]["gas_limit"] = 30_000_000
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture()
 def ray_cluster():
-    """One local Ray cluster for the whole session (TOOLCHAIN.md's light settings)."""
+    """A light local Ray cluster, started on first use and shared by later tests.
+
+    Function-scoped on purpose: a test that needs its own multi-node cluster
+    shuts this one down, and the next test that asks for Ray gets it back.
+    """
     ray = pytest.importorskip("ray")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if not ray.is_initialized():
         ray.init(
             address="local",
+            namespace="tessera",
             num_cpus=2,
             include_dashboard=False,
-            object_store_memory=200 * 2**20,
+            object_store_memory=300 * 2**20,
             log_to_driver=False,
             _system_config={"enable_worker_prestart": False},
         )
-    yield ray
-    ray.shutdown()
+    return ray
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -61,3 +65,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if rpc.is_active():
         with contextlib.redirect_stdout(io.StringIO()):
             rpc.kill(exc=False)
+    import sys
+
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()

@@ -98,7 +98,10 @@ class AgentRunner:
     def snapshot(self) -> dict:
         """The role's stats as plain data."""
         out = dataclasses.asdict(self.agent.stats)
+        import ray
+
         out["kind"] = self.kind
+        out["node"] = ray.get_runtime_context().get_node_id()
         out["address"] = self.address
         out["stage"] = getattr(self.agent, "stage", None)
         out["vacated"] = getattr(self.agent, "vacated", False)

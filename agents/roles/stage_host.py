@@ -85,6 +85,12 @@ class StageHost(StageActorShell):
         self._result = super().end_round()
         return dataclasses.replace(self._result, state_bytes=b"")
 
+    def node_id(self) -> str:
+        """The Ray node this host runs on (placement checks)."""
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
+
     def take_result(self, job_id: int, round_: int) -> StageRoundResult | None:
         """This stage's full result of (job, round), if it has been trained."""
         r = self._result

@@ -1,0 +1,190 @@
+"""The whole protocol on a real chain, store, Ray cluster and torch training."""
+
+from __future__ import annotations
+
+import pytest
+import ray
+
+from agents.chain.protocol import JobStatus
+from agents.lineage import load_document
+from agents.lineage.documents import RoundRecord
+from agents.protocol.shares import pro_rata
+from agents.roles.gateway import InferenceGateway
+from agents.roles.localnet import drive, start_job
+
+from .conftest import OWNER, PAYER, PROVIDERS, STANDBYS, VALIDATORS, terms, tiny_spec
+
+WEI = 10**18
+
+
+def _events(p, contract, name, job):
+    return [e for e in p.client.events(contract, name, 0) if int(e.args.get("jobId", job)) == job]
+
+
+def test_honest_job_finalizes_pays_and_serves_inference(net, dataset):
+    spec = tiny_spec(dataset, 3)
+    run = start_job(
+        net,
+        spec,
+        terms(2),
+        owner_index=OWNER,
+        provider_indices=PROVIDERS[:3],
+        validator_indices=VALIDATORS[:2],
+    )
+    try:
+        state = drive(net, run, timeout=300)
+        p = run.owner.protocol
+        assert state.status == JobStatus.COMPLETED
+        assert len(_events(p, "JobMarket", "RoundFinalized", run.job_id)) == 2
+        paid = _events(p, "JobMarket", "StagePaid", run.job_id)
+        assert len(paid) == 6  # 3 stages x 2 rounds
+        assert all(int(e.args["reward"]) == 10 * WEI for e in paid)
+        assert not _events(p, "AuditCourt", "ChallengeOpened", run.job_id)
+        for i in PROVIDERS[:3]:
+            assert p.shares_of(run.job_id, net.address(i)) == 2000
+        # Each stage trained from the stage's previous checkpoint (lineage by CID).
+        for stage in range(3):
+            r1 = load_document(
+                net.store, p.commitment(run.job_id, 1, stage).record_cid, RoundRecord
+            )
+            r0_cid = p.commitment(run.job_id, 0, stage).record_cid
+            assert r1.parent_record == r0_cid
+            r0 = load_document(net.store, r0_cid, RoundRecord)
+            assert r1.parent_checkpoint == r0.new_checkpoint
+            assert r1.leaves[0].params_before == r0.leaves[-1].params_after
+
+        # Inference through the stage holders' actors; revenue reaches every holder pro rata.
+        payer = net.protocol(PAYER)
+        gateway = InferenceGateway(payer, net.store, run.job_id, price_per_token=WEI // 10)
+        done = gateway.generate("def f", 12)
+        assert len(done.text) == 12
+        supply = payer.total_shares(run.job_id)
+        holders = [OWNER, *PROVIDERS[:3]]
+        assert sum(payer.shares_of(run.job_id, net.address(i)) for i in holders) == supply
+        for i in holders:
+            h = net.protocol(i)
+            expected = pro_rata(done.fee, h.shares_of(run.job_id), supply)
+            before = h.balance()
+            claimed = h.claim(run.job_id)
+            assert abs(claimed - expected) <= 2
+            assert h.balance() - before == claimed
+            assert h.claimable(run.job_id) == 0
+    finally:
+        run.stop()
+
+
+CHEATS = {
+    0: "wrong-data",
+    1: "fake-gradient",
+    2: "skip-steps",
+    3: "withhold-bundles",
+}
+
+
+def test_every_kind_of_cheater_is_slashed_and_replaced(net, dataset):
+    """Four stages cheat four different ways in round 1; all are caught and replaced."""
+    spec = tiny_spec(dataset, 4)
+    run = start_job(
+        net,
+        spec,
+        terms(3, challenge_window=25),
+        owner_index=OWNER,
+        provider_indices=PROVIDERS[:4],
+        validator_indices=VALIDATORS,
+        standby_indices=STANDBYS[:4],
+        faults={stage: (kind, (1,)) for stage, kind in CHEATS.items()},
+    )
+    try:
+        state = drive(net, run, timeout=600)
+        p = run.owner.protocol
+        assert state.status == JobStatus.COMPLETED
+        job = run.job_id
+        slashed = {
+            p.dispute(int(e.args["disputeId"])).stage: int(e.args["slashAmount"])
+            for e in _events(p, "AuditCourt", "DisputeResolved", job)
+            if e.args["providerSlashed"]
+        }
+        assert set(slashed) == set(CHEATS), f"slashed stages {slashed}"
+        challenger_lost = [
+            e
+            for e in _events(p, "AuditCourt", "DisputeResolved", job)
+            if not e.args["providerSlashed"]
+        ]
+        assert not challenger_lost
+        for stage, idx in enumerate(PROVIDERS[:4]):
+            cheater = net.address(idx)
+            assert p.commitment(job, 1, stage).slashed
+            assert p.stage_provider(job, stage) != cheater
+            assert p.shares_of(job, cheater) == 1000  # round 0 only
+            # The replacement resumed from the last finalized checkpoint (round 0).
+            r2 = load_document(net.store, p.commitment(job, 2, stage).record_cid, RoundRecord)
+            r0 = load_document(net.store, p.commitment(job, 0, stage).record_cid, RoundRecord)
+            assert r2.provider == p.stage_provider(job, stage)
+            assert r2.parent_checkpoint == r0.new_checkpoint
+            assert r2.leaves[0].params_before == r0.leaves[-1].params_after
+        # Honest validators were never slashed and the cheaters lost stake.
+        for idx in PROVIDERS[:4]:
+            assert p.stake_of(net.address(idx)) < 10_000 * WEI
+    finally:
+        run.stop()
+
+
+def test_provider_killed_mid_round_restarts_and_loses_nothing(net, dataset):
+    import time
+
+    spec = tiny_spec(dataset, 3)
+    run = start_job(
+        net,
+        spec,
+        terms(2),
+        owner_index=OWNER,
+        provider_indices=PROVIDERS[:3],
+        validator_indices=VALIDATORS[:2],
+    )
+    p = run.owner.protocol
+    victim_stage, victim = 1, PROVIDERS[1]
+    try:
+        # Wait for round 0 to be under way, then kill the stage-1 provider and its host.
+        deadline = time.monotonic() + 120
+        while p.job_state(run.job_id).status != JobStatus.RUNNING:
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+        ray.kill(run.providers[victim_stage])
+        time.sleep(2)
+        restarted = net.agent("provider", victim, run.job_id)
+        assert ray.get(restarted.setup.remote()) == victim_stage  # it finds its stage on-chain
+        ray.get(restarted.start.remote())
+        run.providers[victim_stage] = restarted
+        state = drive(net, run, timeout=300)
+        assert state.status == JobStatus.COMPLETED
+        commits = [
+            e
+            for e in _events(p, "JobMarket", "RoundCommitted", run.job_id)
+            if int(e.args["stage"]) == victim_stage
+        ]
+        assert sorted(int(e.args["round"]) for e in commits) == [0, 1]  # no gap, no double
+        assert p.shares_of(run.job_id, net.address(victim)) == 2000
+        assert not _events(p, "AuditCourt", "ChallengeOpened", run.job_id)
+    finally:
+        run.stop()
+
+
+@pytest.mark.parametrize("compression", ["topk"])
+def test_compressed_boundaries_train_and_audit_clean(net, dataset, compression):
+    spec = tiny_spec(dataset, 2, compression=compression)
+    run = start_job(
+        net,
+        spec,
+        terms(1),
+        owner_index=OWNER,
+        provider_indices=PROVIDERS[:2],
+        validator_indices=VALIDATORS[:2],
+    )
+    try:
+        assert drive(net, run, timeout=240).status == JobStatus.COMPLETED
+        p = run.owner.protocol
+        assert not _events(p, "AuditCourt", "ChallengeOpened", run.job_id)
+        rec = load_document(net.store, p.commitment(run.job_id, 0, 0).record_cid, RoundRecord)
+        assert rec.bytes_sent > 0
+    finally:
+        run.stop()
