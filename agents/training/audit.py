@@ -11,6 +11,7 @@ windows itself, and compares every hash of the committed leaf.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -75,10 +76,10 @@ class ReplayResult:
 
 
 def _payloads_to_bytes(payloads: dict[int, dict[str, Any]]) -> bytes:
-    from safetensors.torch import save
+    from agents.training.checkpoint import canonical_safetensors
 
-    flat = {f"{mb}/{name}": t.contiguous() for mb, p in payloads.items() for name, t in p.items()}
-    return save(flat, metadata={"format": "tessera/payloads@1"})
+    flat = {f"{mb}/{name}": t for mb, p in payloads.items() for name, t in p.items()}
+    return canonical_safetensors(flat, {"format": "tessera/payloads@1"})
 
 
 def _payloads_from_bytes(data: bytes, micro_batches: int) -> dict[int, dict[str, Any]]:
@@ -263,7 +264,7 @@ def check_boundaries(records: list[RoundRecord]) -> list[str]:
     stage s's output is stage s+1's input, stage s+1's grad_out is stage s's grad_in,
     and stage 0's data_ref is the last stage's. Returns one line per violation."""
     problems = []
-    for a, b in zip(records, records[1:], strict=False):
+    for a, b in itertools.pairwise(records):
         if len(a.leaves) != len(b.leaves):
             problems.append(
                 f"stages {a.stage}/{b.stage}: {len(a.leaves)} vs {len(b.leaves)} leaves"

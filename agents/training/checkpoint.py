@@ -23,12 +23,56 @@ from dataclasses import dataclass, field
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
 
 from agents.training.errors import CheckpointError
 from agents.training.hashing import tensors_hash
 
 FORMAT = "tessera/stage-state@1"
+
+_DTYPES = {
+    torch.float64: "F64",
+    torch.float32: "F32",
+    torch.float16: "F16",
+    torch.bfloat16: "BF16",
+    torch.int64: "I64",
+    torch.int32: "I32",
+    torch.int16: "I16",
+    torch.int8: "I8",
+    torch.uint8: "U8",
+    torch.bool: "BOOL",
+}
+
+
+def canonical_safetensors(
+    tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None
+) -> bytes:
+    """safetensors bytes with one canonical layout: the same tensors always give the same bytes.
+
+    The safetensors library writes its metadata from a hash map whose order
+    changes from process to process, so the same state would get a different
+    CID on every provider. Here the header is JSON with sorted keys, the
+    tensors are laid out in name order, and the header is space-padded to
+    8 bytes, as the format requires; the library reads it back unchanged.
+    """
+    header: dict[str, object] = {}
+    if metadata:
+        header["__metadata__"] = dict(metadata)
+    blobs, offset = [], 0
+    for name in sorted(tensors):
+        t = tensors[name].detach().to("cpu").contiguous()
+        if t.dtype not in _DTYPES:
+            raise CheckpointError(f"tensor {name} has unsupported dtype {t.dtype}")
+        raw = t.reshape(-1).view(torch.uint8).numpy().tobytes()
+        header[name] = {
+            "dtype": _DTYPES[t.dtype],
+            "shape": list(t.shape),
+            "data_offsets": [offset, offset + len(raw)],
+        }
+        blobs.append(raw)
+        offset += len(raw)
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + b"".join(blobs)
 
 
 @dataclass(frozen=True)
@@ -61,8 +105,7 @@ def state_to_bytes(state: StageState) -> bytes:
         "state_hash": state_hash(state),
         "extra": json.dumps(dict(state.extra), sort_keys=True),
     }
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.tensors.items()}
-    return st_save(tensors, metadata=metadata)
+    return canonical_safetensors(state.tensors, metadata)
 
 
 def state_from_bytes(data: bytes, *, stage: int | None = None) -> StageState:

@@ -21,16 +21,25 @@ def apply_determinism(det: DeterminismConfig) -> DeterminismConfig:
     Raises DeterminismError if the torch version or CPU kernel set cannot be
     what the spec names (empty fields in the spec mean "record, don't require").
     """
+    previous = os.environ.get("ATEN_CPU_CAPABILITY")
     if det.cpu_capability and det.device == "cpu":
         # Only effective before the first tensor op of the process; checked below.
         os.environ["ATEN_CPU_CAPABILITY"] = det.cpu_capability.lower()
-    import torch
+    try:
+        import torch
 
+        capability = torch.backends.cpu.get_cpu_capability()
+    finally:
+        # ATen has read it by now; don't leak it into child processes (Ray
+        # workers), which apply their own spec.
+        if previous is None:
+            os.environ.pop("ATEN_CPU_CAPABILITY", None)
+        else:
+            os.environ["ATEN_CPU_CAPABILITY"] = previous
     if det.torch_version and torch.__version__ != det.torch_version:
         raise DeterminismError(
             f"spec needs torch {det.torch_version}, this process has {torch.__version__}"
         )
-    capability = torch.backends.cpu.get_cpu_capability()
     if (
         det.cpu_capability
         and det.device == "cpu"

@@ -112,3 +112,9 @@ def dataset(store) -> str:
 def spec(dataset) -> JobSpec:
     """A tiny 3-stage job spec on `dataset`."""
     return make_spec(dataset)
+
+
+@pytest.fixture
+def spec_factory(dataset):
+    """`make_spec` bound to the `dataset` fixture: spec_factory(compression=..., ...)."""
+    return lambda **kw: make_spec(dataset, **kw)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
@@ -16,7 +18,7 @@ def test_layer_ranges_are_contiguous_balanced_and_cover_every_layer():
         for s in range(1, n_layer + 1):
             ranges = stage_layer_ranges(n_layer, s)
             assert ranges[0][0] == 0 and ranges[-1][1] == n_layer
-            assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
+            assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))
             sizes = [e - b for b, e in ranges]
             assert max(sizes) - min(sizes) <= 1 and min(sizes) >= 1
     with pytest.raises(StageError, match="cannot split 2 layers into 3"):

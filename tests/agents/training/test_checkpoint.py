@@ -1,0 +1,83 @@
+"""Stage checkpoints: safetensors round trip, and every corruption is a clear error."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from agents.errors import TesseraError
+from agents.training.checkpoint import state_from_bytes, state_hash, state_to_bytes
+from agents.training.errors import CheckpointError
+from agents.training.pipeline import InProcessPipeline
+from agents.training.worker import StageWorker
+
+
+@pytest.fixture
+def trained(spec, store):
+    workers = [StageWorker(spec, s, store=store) for s in range(3)]
+    results = InProcessPipeline(workers).train_round(0, 0)
+    return workers, results
+
+
+def test_state_round_trips_and_the_hash_covers_optimizer_state(trained, spec, store):
+    workers, results = trained
+    w = workers[1]
+    data = results[1].state_bytes
+    assert data[8:].lstrip().startswith(b"{")  # safetensors header, not a pickle
+    state = state_from_bytes(data, stage=1)
+    assert state_hash(state) == w.state_hash() == results[1].state_hash
+    assert set(state.params()) == {n for n, _ in w.module.named_parameters()}
+    assert any(k.endswith("/exp_avg_sq") for k in state.tensors)
+    # The restored worker is the same stage state, bit for bit.
+    again = StageWorker(spec, 1, store=store, state=data)
+    assert again.state_hash() == w.state_hash()
+    # Changing only an optimizer moment changes the hash.
+    tensors = dict(state.tensors)
+    key = next(k for k in tensors if k.endswith("/exp_avg"))
+    tensors[key] = tensors[key] + 1e-3
+    assert state_hash(tensors) != state_hash(state)
+
+
+def test_corrupted_checkpoints_are_checkpoint_errors(trained, spec, store):
+    data = trained[1][0].state_bytes
+    n = int.from_bytes(data[:8], "little")
+    flipped = bytearray(data)
+    flipped[-5] ^= 0x40  # inside the tensor data: safetensors alone would not notice
+    cases = {
+        "truncated": data[: len(data) // 2],
+        "garbage": b"\x00" * 64,
+        "empty": b"",
+        "flipped data bit": bytes(flipped),
+        "bad header": data[:8] + b"{" * n + data[8 + n :],
+    }
+    for what, bad in cases.items():
+        with pytest.raises(CheckpointError) as info:
+            state_from_bytes(bad)
+        assert isinstance(info.value, TesseraError), what
+        assert "\n" not in str(info.value), what
+    with pytest.raises(CheckpointError, match="stage 0, not stage 1"):
+        state_from_bytes(data, stage=1)
+    with pytest.raises(CheckpointError, match="stage 0"):
+        StageWorker(spec, 1, store=store, state=data)
+
+
+def test_a_checkpoint_with_missing_or_misshapen_tensors_is_refused(trained, spec, store):
+    from agents.training.checkpoint import StageState
+
+    state = state_from_bytes(trained[1][2].state_bytes)
+    tensors = dict(state.tensors)
+    tensors.pop(next(iter(tensors)))
+    short = state_to_bytes(StageState(tensors, state.stage, state.num_stages))
+    with pytest.raises(CheckpointError, match="lacks"):
+        StageWorker(spec, 2, store=store, state=short)
+    tensors = dict(state.tensors)
+    key = next(k for k in tensors if k.startswith("param/"))
+    tensors[key] = torch.zeros(3)
+    wrong = state_to_bytes(StageState(tensors, state.stage, state.num_stages))
+    with pytest.raises(CheckpointError, match=key):
+        StageWorker(spec, 2, store=store, state=wrong)
+    # The header names the format; another format is refused.
+    header = json.loads(wrong[8 : 8 + int.from_bytes(wrong[:8], "little")])
+    assert header["__metadata__"]["format"] == "tessera/stage-state@1"
