@@ -3,7 +3,7 @@ pragma solidity ^0.8.24;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
-import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 import {IAuditCourt} from "./interfaces/IAuditCourt.sol";
 import {IJobMarket} from "./interfaces/IJobMarket.sol";
@@ -20,7 +20,7 @@ import {IStakeManager} from "./interfaces/IStakeManager.sol";
 ///         committee members who do not reveal lose `nonRevealPenalty`.
 /// @dev Every payout is a credit withdrawn with `withdrawCredit` (pull). Token balance of this
 ///      contract == bonds of undecided disputes + sum of credits.
-contract AuditCourt is IAuditCourt, ReentrancyGuard {
+contract AuditCourt is IAuditCourt, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
     /// @notice Largest committee; bounds every loop over a committee.

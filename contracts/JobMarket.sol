@@ -4,7 +4,7 @@ pragma solidity ^0.8.24;
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
-import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {IJobMarket} from "./interfaces/IJobMarket.sol";
 import {IStakeManager} from "./interfaces/IStakeManager.sol";
 import {IModelShares} from "./interfaces/IModelShares.sol";
@@ -20,7 +20,7 @@ import {IAuditCourt} from "./interfaces/IAuditCourt.sol";
 ///      TesseraToken, which has no transfer hooks and no blocklist, so a recipient can neither
 ///      re-enter nor block `finalizeRound`; shares are minted with try/catch and parked for a
 ///      later pull when the receiver's ERC-1155 hook refuses them.
-contract JobMarket is IJobMarket, AccessControl, ReentrancyGuard {
+contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
     /// @notice Largest number of stages a job may have; bounds every loop over stages.

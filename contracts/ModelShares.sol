@@ -6,8 +6,9 @@ import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol
 import {ERC1155} from "@openzeppelin/contracts/token/ERC1155/ERC1155.sol";
 import {ERC1155Supply} from "@openzeppelin/contracts/token/ERC1155/extensions/ERC1155Supply.sol";
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
-import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {IModelShares} from "./interfaces/IModelShares.sol";
 
 /// @title ModelShares
@@ -19,7 +20,7 @@ import {IModelShares} from "./interfaces/IModelShares.sol";
 ///         seller keeps what accrued while it held.
 /// @dev Rounding: the index is scaled by 1e36 and always rounded down, so every holder loses
 ///      less than 1 wei per settlement and the contract never owes more than was deposited.
-contract ModelShares is IModelShares, ERC1155Supply, AccessControl, ReentrancyGuard {
+contract ModelShares is IModelShares, ERC1155Supply, AccessControl, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
     /// @notice Role allowed to mint shares (granted to the JobMarket at deployment).
@@ -30,11 +31,20 @@ contract ModelShares is IModelShares, ERC1155Supply, AccessControl, ReentrancyGu
     /// @notice Token revenue is paid in (TesseraToken).
     IERC20 public immutable token;
 
+    /// @dev Both totals in one slot: a claim then updates a slot the deposits already made
+    ///      non-zero (5k gas rather than 20k for the first claim of a model).
+    struct Totals {
+        uint128 deposited;
+        uint128 claimed;
+    }
+
     mapping(uint256 modelId => uint256) private _revenuePerShare;
-    mapping(uint256 modelId => mapping(address holder => uint256)) private _settledIndex;
+    /// @dev Index at the holder's last settlement PLUS ONE (0 = never settled). The offset makes
+    ///      every settlement after the first a non-zero to non-zero write, which keeps `claim`
+    ///      cheap; every holder with a balance has been settled when it received the shares.
+    mapping(uint256 modelId => mapping(address holder => uint256)) private _settledIndexPlusOne;
     mapping(uint256 modelId => mapping(address holder => uint256)) private _owed;
-    mapping(uint256 modelId => uint256) private _deposited;
-    mapping(uint256 modelId => uint256) private _claimed;
+    mapping(uint256 modelId => Totals) private _totals;
 
     /// @param token_ Revenue token.
     /// @param admin Account holding DEFAULT_ADMIN_ROLE (grants MINTER_ROLE).
@@ -66,7 +76,7 @@ contract ModelShares is IModelShares, ERC1155Supply, AccessControl, ReentrancyGu
         if (supply == 0) revert NoSharesOutstanding(modelId);
         // Rounded down: the remainder (< supply / 1e36 wei) stays in the contract as dust.
         _revenuePerShare[modelId] += Math.mulDiv(amount, INDEX_SCALE, supply);
-        _deposited[modelId] += amount;
+        _totals[modelId].deposited += SafeCast.toUint128(amount);
         emit RevenueDeposited(modelId, msg.sender, amount);
         token.safeTransferFrom(msg.sender, address(this), amount);
     }
@@ -76,9 +86,10 @@ contract ModelShares is IModelShares, ERC1155Supply, AccessControl, ReentrancyGu
         uint256 index = _revenuePerShare[modelId];
         amount = _owed[modelId][msg.sender] + _pending(modelId, msg.sender, index);
         if (amount == 0) revert NothingToClaim(modelId, msg.sender);
-        _settledIndex[modelId][msg.sender] = index;
-        _owed[modelId][msg.sender] = 0;
-        _claimed[modelId] += amount;
+        _settledIndexPlusOne[modelId][msg.sender] = index + 1;
+        if (_owed[modelId][msg.sender] != 0) _owed[modelId][msg.sender] = 0;
+        // Cannot overflow: claimed <= deposited, which fits in uint128.
+        _totals[modelId].claimed += uint128(amount);
         emit RevenueClaimed(modelId, msg.sender, amount);
         token.safeTransfer(msg.sender, amount);
     }
@@ -99,14 +110,14 @@ contract ModelShares is IModelShares, ERC1155Supply, AccessControl, ReentrancyGu
     /// @param modelId Model id.
     /// @return Tokens deposited.
     function totalDeposited(uint256 modelId) external view returns (uint256) {
-        return _deposited[modelId];
+        return _totals[modelId].deposited;
     }
 
     /// @notice Revenue ever claimed from `modelId`.
     /// @param modelId Model id.
     /// @return Tokens claimed.
     function totalClaimed(uint256 modelId) external view returns (uint256) {
-        return _claimed[modelId];
+        return _totals[modelId].claimed;
     }
 
     /// @inheritdoc IModelShares
@@ -148,7 +159,9 @@ contract ModelShares is IModelShares, ERC1155Supply, AccessControl, ReentrancyGu
         uint256 index = _revenuePerShare[modelId];
         uint256 pending = _pending(modelId, holder, index);
         if (pending != 0) _owed[modelId][holder] += pending;
-        if (_settledIndex[modelId][holder] != index) _settledIndex[modelId][holder] = index;
+        if (_settledIndexPlusOne[modelId][holder] != index + 1) {
+            _settledIndexPlusOne[modelId][holder] = index + 1;
+        }
     }
 
     function _pending(uint256 modelId, address holder, uint256 index)
@@ -158,6 +171,8 @@ contract ModelShares is IModelShares, ERC1155Supply, AccessControl, ReentrancyGu
     {
         uint256 balance = balanceOf(holder, modelId);
         if (balance == 0) return 0;
-        return Math.mulDiv(balance, index - _settledIndex[modelId][holder], INDEX_SCALE);
+        // balance > 0 implies a settlement happened, so the stored value is >= 1.
+        uint256 settled = _settledIndexPlusOne[modelId][holder] - 1;
+        return Math.mulDiv(balance, index - settled, INDEX_SCALE);
     }
 }

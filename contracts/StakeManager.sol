@@ -4,7 +4,7 @@ pragma solidity ^0.8.24;
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
-import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {IStakeManager} from "./interfaces/IStakeManager.sol";
 
 /// @title StakeManager
@@ -12,7 +12,7 @@ import {IStakeManager} from "./interfaces/IStakeManager.sol";
 ///         AuditCourt while a validator is registered) keep stake from being unbonded; slashes
 ///         take bonded stake first, then unbonding stake, so unbonding never dodges a slash.
 /// @dev Token balance of this contract == sum(stake) + sum(unbonding) at all times.
-contract StakeManager is IStakeManager, AccessControl, ReentrancyGuard {
+contract StakeManager is IStakeManager, AccessControl, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
     /// @notice Role of the protocol contracts allowed to lock, unlock and slash.

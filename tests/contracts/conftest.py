@@ -11,7 +11,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-
 from contract_helpers import JOB_DEFAULTS, TEST_PARAMS, fund
 
 _DEPLOY = Path(__file__).resolve().parents[2] / "scripts" / "deploy.py"

@@ -118,4 +118,6 @@ def make_tree(tag: str, n: int = 8) -> Tree:
 
 def vote_hash(dispute_id: int, voter: str, guilty: bool, salt: bytes) -> bytes:
     """keccak256(abi.encode(disputeId, voter, guilty, salt))."""
-    return keccak(encode(["uint256", "address", "bool", "bytes32"], [dispute_id, voter, guilty, salt]))
+    return keccak(
+        encode(["uint256", "address", "bool", "bytes32"], [dispute_id, voter, guilty, salt])
+    )
