@@ -234,7 +234,7 @@ class KuboStore(ContentStore):
         if cid.hash_code == IDENTITY:
             return True
         try:
-            self._call("block/stat", {"arg": str(cid), "offline": "true", "timeout": "2s"})
+            self._call("block/stat", {"arg": str(cid), "offline": "true", "timeout": "1s"})
         except ContentNotFound:
             return False
         return True
