@@ -121,3 +121,18 @@ def vote_hash(dispute_id: int, voter: str, guilty: bool, salt: bytes) -> bytes:
     return keccak(
         encode(["uint256", "address", "bool", "bytes32"], [dispute_id, voter, guilty, salt])
     )
+
+
+def commit_all(p, job_id: int, rnd: int, providers, tag: str = "t") -> list[Tree]:
+    """Stage i's provider commits a fresh tree for round `rnd`; return the trees."""
+    trees = []
+    for s, a in enumerate(providers):
+        tree = make_tree(f"{tag}/{job_id}/{rnd}/{s}")
+        p.market.commitRound(job_id, rnd, s, tree.root, f"bafyrecord{rnd}{s}", {"from": a})
+        trees.append(tree)
+    return trees
+
+
+def reveal_errors(exc) -> str:
+    """Text of a brownie VirtualMachineError for matching custom error names."""
+    return str(getattr(exc, "revert_msg", "")) + str(exc)
