@@ -96,13 +96,16 @@ def state_hash(tensors: Mapping[str, torch.Tensor] | StageState) -> str:
     return tensors_hash(tensors, domain="stage-state")
 
 
-def state_to_bytes(state: StageState) -> bytes:
-    """Serialise a stage state to safetensors bytes carrying its own content hash."""
+def state_to_bytes(state: StageState, *, content_hash: str | None = None) -> bytes:
+    """Serialise a stage state to safetensors bytes carrying its own content hash.
+
+    `content_hash` may pass `state_hash(state)` when the caller already has it.
+    """
     metadata = {
         "format": FORMAT,
         "stage": str(state.stage),
         "num_stages": str(state.num_stages),
-        "state_hash": state_hash(state),
+        "state_hash": content_hash or state_hash(state),
         "extra": json.dumps(dict(state.extra), sort_keys=True),
     }
     return canonical_safetensors(state.tensors, metadata)

@@ -172,7 +172,8 @@ class DataSource:
             if offset < 0 or offset + length > len(data):
                 raise DataError(f"window {offset}+{length} is outside shard {cid}")
             chunks.append(data[offset : offset + length])
-        rows = torch.tensor([list(c) for c in chunks], dtype=torch.int64)
+        rows = torch.frombuffer(bytearray(b"".join(chunks)), dtype=torch.uint8)
+        rows = rows.view(len(chunks), -1).to(torch.int64)
         return MicroBatch(
             tokens=rows[:, :-1].contiguous(),
             targets=rows[:, 1:].contiguous(),

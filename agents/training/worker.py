@@ -151,6 +151,7 @@ class StageWorker:
                 self.residuals["fwd"] = torch.zeros(self.boundary_shape)
             if not self.is_first:
                 self.residuals["bwd"] = torch.zeros(self.boundary_shape)
+        self._hash_cache: str | None = None
         if state is not None:
             self.load_state(state_from_bytes(state, stage=stage))
         self._data: DataSource | None = None
@@ -187,7 +188,12 @@ class StageWorker:
 
     def state_hash(self) -> str:
         """The 0x hash of the full stage state (params_before/params_after of a leaf)."""
-        return state_hash(self.state_tensors())
+        # Hashing the whole state is a large share of a step on small models;
+        # the hash after a step is the hash before the next one, so keep it
+        # until something mutates the state (forward/backward move residuals).
+        if self._hash_cache is None:
+            self._hash_cache = state_hash(self.state_tensors())
+        return self._hash_cache
 
     def load_state(self, state: StageState) -> None:
         """Replace the state with `state`, which must hold exactly this stage's tensors."""
@@ -212,6 +218,7 @@ class StageWorker:
                 )
             with torch.no_grad():
                 target.copy_(src)
+        self._hash_cache = None
 
     # ----------------------------------------------------------------- rounds
 
@@ -298,6 +305,7 @@ class StageWorker:
             self.module.train()
             self.optimizer.zero_grad(set_to_none=True)
             self._logs[step] = _StepLog(params_before=self.state_hash())
+            self._hash_cache = None  # residuals and parameters change from here on
         log = self._logs[step]
         mb_data = None
         if self.is_first or self.is_last:
@@ -400,6 +408,7 @@ class StageWorker:
         if not self._faulty(Fault.SKIP_STEPS):
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+        self._hash_cache = None
         after = self.state_hash()
         log = self._logs[step]
         for mb in range(self.micro_batches):
@@ -444,8 +453,8 @@ class StageWorker:
             job_id=self._job_id,
             round=self._round,
             stage=self.stage,
-            state_bytes=state_to_bytes(state),
-            state_hash=state_hash(state),
+            state_bytes=state_to_bytes(state, content_hash=self.state_hash()),
+            state_hash=self.state_hash(),
             leaves=list(self.leaves),
             trace_root=trace_tree(self.leaves).root_hex if self.leaves else ZERO_HASH,
             metrics=metrics,
