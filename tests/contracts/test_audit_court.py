@@ -148,7 +148,7 @@ def voting(funded, sealed, providers, challenger):
 
 def test_respond_checks_and_committee(funded, voting, providers, challenger, validators):
     p = funded
-    job, d = voting
+    _job, d = voting
     with brownie.reverts():
         p.court.respond(d, "bafybundle", {"from": challenger})
     with brownie.reverts():
@@ -201,7 +201,7 @@ def _vote(p, d, votes, chain, reveal=True):
 
 def test_vote_checks(funded, voting, providers, challenger, accounts, chain):
     p = funded
-    job, d = voting
+    _job, d = voting
     with brownie.reverts():  # no voting before the answer
         p.court.commitVote(d, b"\x01" * 32, {"from": accounts[5]})
     p.court.respond(d, "bafybundle", {"from": providers[1]})
@@ -230,7 +230,7 @@ def test_vote_checks(funded, voting, providers, challenger, accounts, chain):
 
 def test_guilty_majority_slashes_provider(funded, voting, providers, challenger, chain):
     p = funded
-    job, d = voting
+    _job, d = voting
     p.court.respond(d, "bafybundle", {"from": providers[1]})
     m = _members(p, d)
     with brownie.reverts():  # nobody voted yet, deadline not reached
@@ -268,7 +268,7 @@ def test_tie_goes_to_the_provider_and_non_revealer_pays(
     funded, voting, providers, challenger, chain
 ):
     p = funded
-    job, d = voting
+    _job, d = voting
     p.court.respond(d, "bafybundle", {"from": providers[1]})
     m = _members(p, d)
     _vote(p, d, {m[0]: True, m[1]: False, m[2]: True}, chain, reveal=False)
@@ -288,7 +288,7 @@ def test_tie_goes_to_the_provider_and_non_revealer_pays(
 
 def test_nobody_reveals_voids_and_refunds_bond(funded, voting, providers, challenger, chain):
     p = funded
-    job, d = voting
+    _job, d = voting
     p.court.respond(d, "bafybundle", {"from": providers[1]})
     m = _members(p, d)
     _sleep(chain, 101)
