@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from web3 import Web3
+from web3.logs import DISCARD
 
 from agents.chain.client import ChainClient
 from agents.chain.errors import RevertError
@@ -89,12 +90,13 @@ class JobState:
 
 @dataclass(frozen=True)
 class Commitment:
-    """JobMarket.commitment: what a stage committed for a round."""
+    """What a stage committed for a round (JobMarket.commitment + the RoundCommitted log)."""
 
     trace_root: str
     record_cid: str
     committed_at: int
     slashed: bool
+    provider: str = ZERO_ADDRESS
 
     @property
     def exists(self) -> bool:
@@ -129,6 +131,7 @@ class Protocol:
 
     def __init__(self, client: ChainClient):
         self.client = client
+        self._record_cids: dict[tuple[int, int, int], str] = {}
 
     # -- token and stake -------------------------------------------------------
     def balance(self, who: str | None = None) -> int:
@@ -191,8 +194,27 @@ class Protocol:
         return int(self.client.call("JobMarket", "lastFinalizedRound", job_id, stage))
 
     def commitment(self, job_id: int, round_: int, stage: int) -> Commitment:
-        root, cid, at, slashed = self.client.call("JobMarket", "commitment", job_id, round_, stage)
-        return Commitment(_hex(root), cid, int(at), bool(slashed))
+        """The stage's commitment; the record CID comes from the RoundCommitted log."""
+        root, provider, at, slashed = self.client.call(
+            "JobMarket", "commitment", job_id, round_, stage
+        )
+        cid = self.record_cid(job_id, round_, stage) if at else ""
+        return Commitment(_hex(root), cid, int(at), bool(slashed), provider)
+
+    def record_cid(self, job_id: int, round_: int, stage: int) -> str:
+        """The RoundRecord CID a stage committed (kept in the event log only, to save gas)."""
+        key = (job_id, round_, stage)
+        if key not in self._record_cids:
+            events = self.client.events(
+                "JobMarket",
+                "RoundCommitted",
+                self.client.deployment.block,
+                filters={"jobId": job_id, "round": round_, "stage": stage},
+            )
+            if not events:
+                return ""  # committed less than `confirmations` blocks ago
+            self._record_cids[key] = events[-1].args["recordCID"]
+        return self._record_cids[key]
 
     def round_view(self, job_id: int, round_: int) -> RoundView:
         return RoundView.from_tuple(self.client.call("JobMarket", "roundInfo", job_id, round_))
@@ -208,7 +230,11 @@ class Protocol:
         """Approve the escrow and post the job; returns its id."""
         self.approve("JobMarket", terms.escrow)
         receipt = self.client.send("JobMarket", "postJob", terms.as_tuple())
-        events = self.client.contract("JobMarket").events.JobPosted().process_receipt(receipt)
+        events = (
+            self.client.contract("JobMarket")
+            .events.JobPosted()
+            .process_receipt(receipt, errors=DISCARD)
+        )
         return int(events[0]["args"]["jobId"])
 
     def join_stage(self, job_id: int, stage: int) -> None:
@@ -285,7 +311,9 @@ class Protocol:
             "AuditCourt", "challenge", job_id, round_, stage, leaf_index, leaf_hash, proof
         )
         events = (
-            self.client.contract("AuditCourt").events.ChallengeOpened().process_receipt(receipt)
+            self.client.contract("AuditCourt")
+            .events.ChallengeOpened()
+            .process_receipt(receipt, errors=DISCARD)
         )
         return int(events[0]["args"]["disputeId"])
 
@@ -323,6 +351,8 @@ class Protocol:
         """Claim accrued revenue; returns the amount paid."""
         receipt = self.client.send("ModelShares", "claim", model_id)
         events = (
-            self.client.contract("ModelShares").events.RevenueClaimed().process_receipt(receipt)
+            self.client.contract("ModelShares")
+            .events.RevenueClaimed()
+            .process_receipt(receipt, errors=DISCARD)
         )
         return int(events[0]["args"]["amount"]) if events else 0

@@ -82,6 +82,8 @@ interface IJobMarket {
     error CourtNotSet();
     /// @notice No parked shares of `jobId` for `account`.
     error NoParkedShares(uint256 jobId, address account);
+    /// @notice `caller` did not commit `stage` of `round`, so it has no audit bundle to publish.
+    error NotCommitter(uint256 jobId, uint32 round, uint32 stage, address caller);
 
     /// @notice `owner` posted job `jobId` described by `specCID`.
     event JobPosted(uint256 indexed jobId, address indexed owner, string specCID);
@@ -102,6 +104,15 @@ interface IJobMarket {
     );
     /// @notice `round` was sealed in block `sealBlock`; its audit seed anchors on the next block.
     event RoundSealed(uint256 indexed jobId, uint32 indexed round, uint64 sealBlock);
+    /// @notice `provider` published the audit bundle `bundleCID` of the sampled leaves of
+    ///         `stage` in `round` (validators replay from it).
+    event AuditBundlePosted(
+        uint256 indexed jobId,
+        uint32 indexed round,
+        uint32 indexed stage,
+        address provider,
+        string bundleCID
+    );
     /// @notice `provider` of `stage` missed the commit deadline and lost `penalty`.
     event LivenessSlashed(
         uint256 indexed jobId,
@@ -163,6 +174,9 @@ interface IJobMarket {
     ) external;
     /// @notice Seals `round` after its commit deadline, slashing and vacating absent stages.
     function sealRound(uint256 jobId, uint32 round) external;
+    /// @notice Publishes the audit bundle CID of `stage` for the sealed `round` (event only).
+    function postAuditBundle(uint256 jobId, uint32 round, uint32 stage, string calldata bundleCID)
+        external;
     /// @notice Stores the audit seed of `round` (or re-anchors it when it expired).
     function recordAuditSeed(uint256 jobId, uint32 round) external returns (bytes32 seed);
     /// @notice Finalizes `round`: pays and mints every unslashed committed stage.

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import pytest
 import ray
+from integration_helpers import EVERYONE, OWNER, PROVIDERS, VALIDATORS, terms, tiny_spec
 from ray.cluster_utils import Cluster
 
 from agents.chain.protocol import JobStatus
 from agents.roles.localnet import drive, local_net, start_job
 from agents.roles.stage_host import host_actor_name
-
-from .conftest import EVERYONE, OWNER, PROVIDERS, VALIDATORS, terms, tiny_spec
 
 
 @pytest.fixture()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import ray
+from integration_helpers import OWNER, PAYER, PROVIDERS, STANDBYS, VALIDATORS, terms, tiny_spec
 
 from agents.chain.protocol import JobStatus
 from agents.lineage import load_document
@@ -11,8 +12,6 @@ from agents.lineage.documents import RoundRecord
 from agents.protocol.shares import pro_rata
 from agents.roles.gateway import InferenceGateway
 from agents.roles.localnet import drive, start_job
-
-from .conftest import OWNER, PAYER, PROVIDERS, STANDBYS, VALIDATORS, terms, tiny_spec
 
 WEI = 10**18
 

@@ -1,0 +1,52 @@
+"""Shared pieces of the integration tests: accounts, a tiny spec, job terms."""
+
+from __future__ import annotations
+
+from agents.lineage.documents import AuditPolicy, JobSpec
+from agents.roles.jobfile import TermsInput
+from agents.training.config import (
+    CompressionConfig,
+    DeterminismConfig,
+    ModelConfig,
+    TrainingConfig,
+)
+
+OWNER, PAYER = 1, 2
+PROVIDERS = list(range(3, 8))  # up to 5 stages
+STANDBYS = list(range(8, 12))
+VALIDATORS = [12, 13, 14]
+EVERYONE = [OWNER, PAYER, *PROVIDERS, *STANDBYS, *VALIDATORS]
+
+
+def tiny_spec(dataset: str, stages: int, *, compression: str = "none") -> JobSpec:
+    """A model small enough that a round takes a second or two on 2 cores."""
+    import torch
+
+    return JobSpec(
+        name="integration",
+        model=ModelConfig(n_layer=stages, n_head=2, d_model=32, seq_len=32),
+        num_stages=stages,
+        dataset=dataset,
+        compression=CompressionConfig(method=compression),
+        training=TrainingConfig(batch_size=4, micro_batches=2, steps_per_round=2),
+        determinism=DeterminismConfig(
+            seed=7,
+            num_threads=1,
+            torch_version=torch.__version__,
+            cpu_capability=torch.backends.cpu.get_cpu_capability(),
+        ),
+        audit=AuditPolicy(leaves_per_stage=1),
+    )
+
+
+def terms(rounds: int, *, challenge_window: int = 20) -> TermsInput:
+    return TermsInput(
+        rounds=rounds,
+        reward_per_stage_round=10,
+        shares_per_stage_round=1000,
+        min_stake=100,
+        commit_window=240,
+        challenge_window=challenge_window,
+        owner_share_bps=1000,
+        validator_pool=10,
+    )
