@@ -35,6 +35,11 @@ class DisputeStatus(IntEnum):
     VOTING = 1
     PROVIDER_SLASHED = 2
     CHALLENGER_SLASHED = 3
+    VOID = 4  # nobody on the committee revealed: the bond goes back, nobody is slashed
+
+    @property
+    def closed(self) -> bool:
+        return self >= DisputeStatus.PROVIDER_SLASHED
 
 
 @dataclass(frozen=True)
@@ -132,6 +137,7 @@ class Protocol:
     def __init__(self, client: ChainClient):
         self.client = client
         self._record_cids: dict[tuple[int, int, int], str] = {}
+        self._terms: dict[int, JobTerms] = {}
 
     # -- token and stake -------------------------------------------------------
     def balance(self, who: str | None = None) -> int:
@@ -175,7 +181,13 @@ class Protocol:
         return self.client.call("JobMarket", "nextJobId")
 
     def job_terms(self, job_id: int) -> JobTerms:
-        return JobTerms(*self.client.call("JobMarket", "jobParams", job_id))
+        """A job's terms (immutable once posted, so read once)."""
+        if job_id not in self._terms:
+            terms = JobTerms(*self.client.call("JobMarket", "jobParams", job_id))
+            if terms.num_stages == 0:  # unknown job: do not cache
+                return terms
+            self._terms[job_id] = terms
+        return self._terms[job_id]
 
     def job_state(self, job_id: int) -> JobState:
         status, owner, current_round, round_start, escrow = self.client.call(
@@ -225,6 +237,10 @@ class Protocol:
             return bytes(self.client.call("JobMarket", "auditSeed", job_id, round_))
         except RevertError:
             return None
+
+    def record_audit_seed(self, job_id: int, round_: int) -> None:
+        """Store the round's seed on-chain so it outlives blockhash's 256-block horizon."""
+        self.client.send("JobMarket", "recordAuditSeed", job_id, round_)
 
     def post_job(self, terms: JobTerms) -> int:
         """Approve the escrow and post the job; returns its id."""

@@ -204,11 +204,10 @@ def job_checkpoint(
 
 # -- long-running agents ---------------------------------------------------------------
 def _run_until_done(agent, conn: Connection, job_id: int, label: str) -> None:
-    from agents.roles.validator import run_forever
+    from agents.roles.loop import start_loops
 
     stop = threading.Event()
-    t = threading.Thread(target=run_forever, args=(agent, stop), daemon=True)
-    t.start()
+    threads = start_loops(agent, stop)
     try:
         while conn.protocol.job_state(job_id).status not in (
             JobStatus.COMPLETED,
@@ -219,7 +218,8 @@ def _run_until_done(agent, conn: Connection, job_id: int, label: str) -> None:
         console.print(f"{label} stopped")
     finally:
         stop.set()
-        t.join(timeout=10)
+        for t in threads:
+            t.join(timeout=10)
 
 
 @provider_app.command("run")

@@ -25,8 +25,10 @@ class Keeper:
     protocol: Protocol
     job_id: int
     from_block: int = 0
+    record_seeds: bool = False  # the owner's keeper stores each seed; others need not
     _cursor: EventCursor | None = field(default=None, repr=False)
     _open: set[int] = field(default_factory=set, repr=False)
+    _seeded: set[int] = field(default_factory=set, repr=False)
 
     def _disputes(self) -> set[int]:
         if self._cursor is None:
@@ -65,7 +67,7 @@ class Keeper:
                 elif d.status == DisputeStatus.VOTING and now > d.reveal_deadline:
                     p.resolve(dispute_id)
                     done.append(f"resolved dispute {dispute_id}")
-                elif d.status in (DisputeStatus.PROVIDER_SLASHED, DisputeStatus.CHALLENGER_SLASHED):
+                elif d.status.closed:
                     self._open.discard(dispute_id)
             except RevertError as exc:
                 log.debug("keeper: dispute %s: %s", dispute_id, exc)
@@ -78,6 +80,10 @@ class Keeper:
             if phase is Phase.SEALABLE:
                 p.seal_round(self.job_id, r)
                 done.append(f"sealed round {r}")
+            elif phase is Phase.CHALLENGE and self.record_seeds and r not in self._seeded:
+                self._seeded.add(r)
+                p.record_audit_seed(self.job_id, r)
+                done.append(f"recorded audit seed of round {r}")
             elif phase is Phase.FINALIZABLE:
                 p.finalize_round(self.job_id, r)
                 done.append(f"finalized round {r}")

@@ -25,9 +25,9 @@ WEI = 10**18
 # Windows short enough for a demo on one machine, long enough for 2 cores.
 FAST_PARAMS: dict[str, Any] = {
     "unbondingPeriod": 30,
-    "responseWindow": 10,
-    "commitVoteWindow": 10,
-    "revealWindow": 8,
+    "responseWindow": 15,
+    "commitVoteWindow": 25,
+    "revealWindow": 15,
     "challengeBond": 5 * WEI,
     "minValidatorStake": 20 * WEI,
     "nonRevealPenalty": 1 * WEI,

@@ -54,7 +54,9 @@ class OwnerAgent:
 
     def tick(self, job_id: int, from_block: int = 0) -> list[str]:
         """Seal, finalize and resolve whatever is due for `job_id`."""
-        keeper = self._keepers.setdefault(job_id, Keeper(self.protocol, job_id, from_block))
+        keeper = self._keepers.setdefault(
+            job_id, Keeper(self.protocol, job_id, from_block, record_seeds=True)
+        )
         return keeper.tick()
 
     def final_checkpoint(self, job_id: int) -> str:

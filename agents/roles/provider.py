@@ -223,7 +223,8 @@ class ProviderAgent:
         try:
             RayPipeline(hosts).train_round(self.job_id, round_)
         except Exception as exc:  # a host died mid-round: retry next tick from checkpoints
-            self.stats.notes.append(f"round {round_} attempt failed: {str(exc).splitlines()[0]}")
+            lines = [ln for ln in str(exc).splitlines() if ln.strip()]
+            self.stats.notes.append(f"round {round_} attempt failed: {lines[-1] if lines else exc}")
             return
         self.stats.rounds_driven += 1
         log.info("job %s round %s trained in %.1fs", self.job_id, round_, time.monotonic() - t0)

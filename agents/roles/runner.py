@@ -68,7 +68,7 @@ class AgentRunner:
         else:
             raise ValueError(f"unknown agent kind {kind!r}")
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     def setup(self) -> int | None:
         """Join (providers) or register (validators); returns the stage for providers."""
@@ -77,23 +77,23 @@ class AgentRunner:
         self.agent.register()
         return None
 
-    def start(self, interval: float = 0.5) -> str:
+    def start(self, interval: float = 1.0) -> str:
         """Start ticking in a background thread; returns the agent's address."""
-        from agents.roles.validator import run_forever
+        from agents.roles.loop import start_loops
 
-        if self._thread is None or not self._thread.is_alive():
+        if not any(t.is_alive() for t in self._threads):
             self._stop.clear()
-            self._thread = threading.Thread(
-                target=run_forever, args=(self.agent, self._stop, interval), daemon=True
-            )
-            self._thread.start()
+            self._threads = start_loops(self.agent, self._stop, interval)
         return self.address
 
     def stop(self) -> None:
         """Stop ticking (the stage host, if any, keeps serving inference)."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+        for t in self._threads:
+            t.join(timeout=30)
+        close = getattr(self.agent, "close", None)
+        if close is not None:
+            close()
 
     def snapshot(self) -> dict:
         """The role's stats as plain data."""

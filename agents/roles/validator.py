@@ -11,7 +11,6 @@ votes by commit–reveal, with a salt it can rebuild from its key alone.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 
 from agents.chain.client import EventCursor
@@ -23,7 +22,7 @@ from agents.protocol.audit import Finding, check_boundaries, check_record
 from agents.protocol.rounds import Phase
 from agents.protocol.votes import vote_commitment, vote_salt
 from agents.roles.keeper import Keeper
-from agents.roles.replay import replay_leaves
+from agents.roles.replay import ReplayWorker
 from agents.training.traces import leaf_hash, sample_leaves, trace_tree
 
 log = logging.getLogger(__name__)
@@ -80,6 +79,31 @@ class ValidatorAgent:
             protocol.client, [("AuditCourt", "CommitteeDrawn")], from_block
         )
         self._duties: dict[int, dict] = {}
+        self._workers: dict[str, ReplayWorker] = {}
+
+    def _replayer(self) -> ReplayWorker:
+        """The replay child process for the job's CPU kernel set (one per thread)."""
+        import threading
+
+        key = threading.current_thread().name
+        if key not in self._workers:
+            cpu = self._spec().determinism.cpu_capability
+            self._workers[key] = ReplayWorker(self.store_spec, cpu)
+        return self._workers[key]
+
+    def _spec(self):
+        from agents.lineage.documents import JobSpec
+
+        if getattr(self, "_job_spec", None) is None:
+            self._job_spec = load_document(
+                self.store, self.p.job_terms(self.job_id).spec_cid, JobSpec
+            )
+        return self._job_spec
+
+    def close(self) -> None:
+        """Stop the replay child processes."""
+        for w in self._workers.values():
+            w.close()
 
     @property
     def me(self) -> str:
@@ -96,12 +120,11 @@ class ValidatorAgent:
 
     # -- main loop ---------------------------------------------------------------
     def tick(self) -> None:
-        """One pass: committee duties, audits, keeper duties."""
+        """One pass of audits and keeper duties (committee duties run in `_committee_work`)."""
         for ev in self._bundle_cursor.poll():
             a = ev.args
             if int(a["jobId"]) == self.job_id:
                 self._bundles[(int(a["round"]), int(a["stage"]))] = a["bundleCID"]
-        self._committee_work()
         state = self.p.job_state(self.job_id)
         if state.status == JobStatus.RUNNING:
             r = state.current_round
@@ -150,6 +173,8 @@ class ValidatorAgent:
         if len(complete) == len(records):
             findings += check_boundaries(complete)
         now = self.p.client.now()
+        items: list[tuple[str, str, list[int]]] = []
+        stage_of: dict[str, int] = {}
         for stage, record_cid, rec, _ in records:
             if rec is None:
                 continue
@@ -158,21 +183,25 @@ class ValidatorAgent:
             bundle = self._bundles.get((round_, stage))
             if bundle is None:
                 if now < view.sealed_at + self.bundle_grace:
-                    return findings  # come back when the grace period is over
+                    return []  # come back when the grace period is over
                 findings.append(Finding(stage, leaves[0], "no audit bundle was published"))
                 continue
-            verdicts, seconds = replay_leaves(self.store_spec, bundle, record_cid, leaves)
-            self.stats.leaves_replayed += len(leaves)
+            items.append((bundle, record_cid, leaves))
+            stage_of[record_cid] = stage
+        if items:
+            verdicts, seconds = self._replayer().replay(items)
             self.stats.replay_seconds += seconds
-            for leaf in leaves:
-                verdict = verdicts[leaf]
-                if verdict.match is False:
-                    findings.append(
-                        Finding(stage, leaf, f"replay mismatch in {', '.join(verdict.mismatched)}")
-                    )
-                    break
-                if verdict.match is None:
-                    self.stats.notes.append(f"stage {stage} leaf {leaf}: {verdict.detail}")
+            for _, record_cid, leaves in items:
+                self.stats.leaves_replayed += len(leaves)
+                stage = stage_of[record_cid]
+                for leaf in leaves:
+                    verdict = verdicts[(record_cid, leaf)]
+                    if verdict.match is False:
+                        why = f"replay mismatch in {', '.join(verdict.mismatched)}"
+                        findings.append(Finding(stage, leaf, why))
+                        break
+                    if verdict.match is None:
+                        self.stats.notes.append(f"stage {stage} leaf {leaf}: {verdict.detail}")
         self._audited.add(round_)
         self.stats.rounds_audited += 1
         self._challenge(round_, records, findings)
@@ -216,56 +245,66 @@ class ValidatorAgent:
             if self.me.lower() in members:
                 self._duties.setdefault(int(ev.args["disputeId"]), {})
         now = self.p.client.now()
+        to_judge = []
         for dispute_id, duty in list(self._duties.items()):
             d = self.p.dispute(dispute_id)
-            if d.job_id != self.job_id:
+            if d.job_id != self.job_id or d.status.closed:
                 self._duties.pop(dispute_id)
                 continue
             if d.status != DisputeStatus.VOTING:
-                if d.status in (DisputeStatus.PROVIDER_SLASHED, DisputeStatus.CHALLENGER_SLASHED):
-                    self._duties.pop(dispute_id)
                 continue
-            salt = vote_salt(bytes(self.p.client.account.key), dispute_id)
-            try:
-                if "guilty" not in duty and now <= d.commit_deadline:
-                    duty["guilty"] = self._judge(d)
-                    self.p.commit_vote(
-                        dispute_id, vote_commitment(dispute_id, self.me, duty["guilty"], salt)
-                    )
-                    self.stats.votes.append((dispute_id, duty["guilty"]))
-                elif "guilty" in duty and not duty.get("revealed") and now > d.commit_deadline:
-                    self.p.reveal_vote(dispute_id, duty["guilty"], salt)
-                    duty["revealed"] = True
-            except RevertError as exc:
-                self.stats.notes.append(f"vote on dispute {dispute_id}: {exc}")
-                duty["revealed"] = True
+            if "guilty" not in duty and now <= d.commit_deadline:
+                to_judge.append(d)
+            elif "guilty" in duty and not duty.get("revealed") and now > d.commit_deadline:
+                self._vote(d, duty, reveal=True)
+        for d, guilty in self._judge(to_judge).items():
+            duty = self._duties[d.dispute_id]
+            duty["guilty"] = guilty
+            self._vote(d, duty, reveal=False)
 
-    def _judge(self, d) -> bool:
-        """Replay the disputed leaf from the provider's answer: guilty on any mismatch."""
-        c = self.p.commitment(d.job_id, d.round, d.stage)
-        rec = load_document(self.store, c.record_cid, RoundRecord)
-        if d.leaf_index >= len(rec.leaves) or leaf_hash(rec.leaves[d.leaf_index]) != bytes.fromhex(
-            d.leaf_hash.removeprefix("0x")
-        ):
-            return True  # the record does not even contain the committed leaf
-        if trace_tree(rec.leaves).root_hex.lower() != c.trace_root.lower():
-            return True
-        verdicts, seconds = replay_leaves(
-            self.store_spec, d.bundle_cid, c.record_cid, [d.leaf_index]
-        )
-        self.stats.leaves_replayed += 1
-        self.stats.replay_seconds += seconds
-        return verdicts[d.leaf_index].match is False
-
-
-def run_forever(agent, stop, interval: float = 0.5) -> None:
-    """Tick `agent` until `stop` is set, logging (never dying on) transient errors."""
-    while not stop.is_set():
+    def _vote(self, d, duty: dict, *, reveal: bool) -> None:
+        salt = vote_salt(bytes(self.p.client.account.key), d.dispute_id)
         try:
-            agent.tick()
-        except Exception as exc:  # keep the loop alive; the chain is the source of truth
-            log.warning("%s: %s", type(agent).__name__, exc)
-            agent_notes = getattr(getattr(agent, "stats", None), "notes", None)
-            if agent_notes is not None:
-                agent_notes.append(f"{type(exc).__name__}: {exc}")
-        time.sleep(interval)
+            if reveal:
+                self.p.reveal_vote(d.dispute_id, duty["guilty"], salt)
+                duty["revealed"] = True
+            else:
+                commitment = vote_commitment(d.dispute_id, self.me, duty["guilty"], salt)
+                self.p.commit_vote(d.dispute_id, commitment)
+                self.stats.votes.append((d.dispute_id, duty["guilty"]))
+        except RevertError as exc:
+            self.stats.notes.append(f"vote on dispute {d.dispute_id}: {exc}")
+            duty["revealed"] = True
+
+    def _judge(self, disputes: list) -> dict:
+        """Replay each disputed leaf from the provider's answer (one process for all of them).
+
+        Guilty on any mismatch, or when the record does not contain the committed leaf.
+        """
+        verdicts: dict = {}
+        items = []
+        for d in disputes:
+            c = self.p.commitment(d.job_id, d.round, d.stage)
+            rec = load_document(self.store, c.record_cid, RoundRecord)
+            committed = bytes.fromhex(d.leaf_hash.removeprefix("0x"))
+            if (
+                d.leaf_index >= len(rec.leaves)
+                or leaf_hash(rec.leaves[d.leaf_index]) != committed
+                or trace_tree(rec.leaves).root_hex.lower() != c.trace_root.lower()
+            ):
+                verdicts[d] = True
+            else:
+                items.append((d, (d.bundle_cid, c.record_cid, [d.leaf_index])))
+        if items:
+            results, seconds = self._replayer().replay([item for _, item in items])
+            self.stats.leaves_replayed += len(items)
+            self.stats.replay_seconds += seconds
+            ids = [d.dispute_id for d, _ in items]
+            self.stats.notes.append(f"judged disputes {ids} by replay in {seconds:.1f}s")
+            for d, (_, record_cid, leaves) in items:
+                verdicts[d] = results[(record_cid, leaves[0])].match is False
+        return verdicts
+
+    def loops(self) -> list:
+        """Independent duties, each ticked by its own thread: votes never wait for audits."""
+        return [self.tick, self._committee_work]

@@ -68,6 +68,10 @@ def test_honest_job_finalizes_pays_and_serves_inference(net, dataset):
             assert abs(claimed - expected) <= 2
             assert h.balance() - before == claimed
             assert h.claimable(run.job_id) == 0
+    except BaseException:
+        for snap in run.snapshots():
+            print(snap["kind"], snap["address"][:10], snap.get("stage"), snap["notes"][-5:])
+        raise
     finally:
         run.stop()
 
@@ -124,6 +128,10 @@ def test_every_kind_of_cheater_is_slashed_and_replaced(net, dataset):
         # Honest validators were never slashed and the cheaters lost stake.
         for idx in PROVIDERS[:4]:
             assert p.stake_of(net.address(idx)) < 10_000 * WEI
+    except BaseException:
+        for snap in run.snapshots():
+            print(snap["kind"], snap["address"][:10], snap.get("stage"), snap["notes"][-5:])
+        raise
     finally:
         run.stop()
 
@@ -164,6 +172,10 @@ def test_provider_killed_mid_round_restarts_and_loses_nothing(net, dataset):
         assert sorted(int(e.args["round"]) for e in commits) == [0, 1]  # no gap, no double
         assert p.shares_of(run.job_id, net.address(victim)) == 2000
         assert not _events(p, "AuditCourt", "ChallengeOpened", run.job_id)
+    except BaseException:
+        for snap in run.snapshots():
+            print(snap["kind"], snap["address"][:10], snap.get("stage"), snap["notes"][-5:])
+        raise
     finally:
         run.stop()
 
@@ -185,5 +197,9 @@ def test_compressed_boundaries_train_and_audit_clean(net, dataset, compression):
         assert not _events(p, "AuditCourt", "ChallengeOpened", run.job_id)
         rec = load_document(net.store, p.commitment(run.job_id, 0, 0).record_cid, RoundRecord)
         assert rec.bytes_sent > 0
+    except BaseException:
+        for snap in run.snapshots():
+            print(snap["kind"], snap["address"][:10], snap.get("stage"), snap["notes"][-5:])
+        raise
     finally:
         run.stop()
