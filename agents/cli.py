@@ -70,7 +70,8 @@ _register_commands()
 def main() -> None:
     """Entry point: run the app, turning TesseraError into one line on stderr."""
     try:
-        app(standalone_mode=False)
+        # standalone_mode=False returns the code of a `typer.Exit` instead of exiting.
+        code = app(standalone_mode=False)
     except TesseraError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
@@ -86,6 +87,8 @@ def main() -> None:
         if isinstance(exc, click.exceptions.Exit):
             sys.exit(exc.exit_code)
         raise
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

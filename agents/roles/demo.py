@@ -52,7 +52,7 @@ class DemoOptions:
     cheat_stage: int | None = 1
     cheat_round: int = 1
     cheat: str = "fake-gradient"
-    steps_per_round: int = 3
+    steps_per_round: int = 8
     compression: str = "int8"
     prompt: str = "def "
     tokens: int = 48
@@ -75,6 +75,7 @@ class DemoReport:
     generated: str = ""
     checkpoint: str = ""
     audit_cost: float = 0.0
+    disputes: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     failures: list[str] = field(default_factory=list)
 
@@ -206,6 +207,7 @@ def run_demo(opts: DemoOptions, console: Console | None = None) -> DemoReport:
                 except TimeoutError as exc:
                     report.failures.append(str(exc))
             p = run.owner.protocol
+            (out / "agents.json").write_text(json.dumps(run.snapshots(), indent=2, default=str))
             _summarize(report, p, net.store, run.job_id, run.snapshots(), net.deployment.block)
             if not report.failures:
                 _infer_and_claim(report, opts, net, run.job_id, everyone)
@@ -234,6 +236,20 @@ def _summarize(
         if int(ev.args["jobId"]) == job:
             who = ev.args["provider"]
             report.paid[who] = report.paid.get(who, 0) + int(ev.args["reward"])
+    for ev in client.events("AuditCourt", "ChallengeOpened", from_block):
+        d = p.dispute(int(ev.args["disputeId"]))
+        report.disputes.append(
+            {
+                "id": d.dispute_id,
+                "round": d.round,
+                "stage": d.stage,
+                "leaf": d.leaf_index,
+                "challenger": d.challenger,
+                "provider": d.provider,
+                "status": d.status.name,
+                "answered": bool(d.bundle_cid),
+            }
+        )
     for ev in client.events("AuditCourt", "DisputeResolved", from_block):
         d = p.dispute(int(ev.args["disputeId"]))
         who = d.provider if ev.args["providerSlashed"] else d.challenger

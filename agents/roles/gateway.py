@@ -60,7 +60,9 @@ class InferenceGateway:
             hosts.append(host)
         return hosts
 
-    def generate(self, prompt: str | bytes, max_new_tokens: int) -> Completion:
+    def generate(
+        self, prompt: str | bytes, max_new_tokens: int, *, temperature: float = 0.8, seed: int = 0
+    ) -> Completion:
         """Generate through the pipeline, then pay for it on-chain."""
         from agents.training.pipeline import RayPipeline
 
@@ -70,6 +72,8 @@ class InferenceGateway:
         fee = max_new_tokens * self.price_per_token
         if self.p.balance() < fee:
             raise TesseraError(f"the payer cannot cover the fee of {fee / 1e18:g} TSR")
-        out = RayPipeline(self._hosts()).generate(prompt_bytes, max_new_tokens)
+        out = RayPipeline(self._hosts()).generate(
+            prompt_bytes, max_new_tokens, temperature=temperature, seed=seed
+        )
         self.p.deposit_revenue(self.model_id, fee)
         return Completion(prompt_bytes, out[len(prompt_bytes) :], max_new_tokens, fee)

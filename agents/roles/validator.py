@@ -26,6 +26,7 @@ from agents.roles.replay import ReplayWorker
 from agents.training.traces import leaf_hash, sample_leaves, trace_tree
 
 log = logging.getLogger(__name__)
+ZERO_ROOT = "0x" + "00" * 32
 
 
 @dataclass
@@ -59,18 +60,17 @@ class ValidatorAgent:
         job_id: int,
         *,
         from_block: int = 0,
-        bundle_grace: int = 4,
         min_stake: int = 0,
     ):
         self.p = protocol
         self.store = store
         self.store_spec = store_spec
         self.job_id = job_id
-        self.bundle_grace = bundle_grace
         self.min_stake = min_stake
         self.keeper = Keeper(protocol, job_id, from_block)
         self.stats = ValidatorStats()
         self._audited: set[int] = set()
+        self._stages_done: dict[int, set[int]] = {}
         self._bundles: dict[tuple[int, int], str] = {}
         self._bundle_cursor = EventCursor(
             protocol.client, [("JobMarket", "AuditBundlePosted")], from_block
@@ -138,7 +138,7 @@ class ValidatorAgent:
         out = []
         for stage in range(terms.num_stages):
             c = self.p.commitment(self.job_id, round_, stage)
-            if not c.exists or c.slashed:
+            if not c.exists or c.slashed or not c.record_cid:
                 out.append((stage, c.record_cid, None, c.trace_root))
                 continue
             try:
@@ -158,34 +158,46 @@ class ValidatorAgent:
         return load_document(self.store, cid, RoundRecord).leaves[-1].params_after
 
     def audit_round(self, round_: int) -> list[Finding]:
-        """Audit every stage of `round_`; challenge what fails. Returns the findings."""
+        """Audit the stages of `round_` whose bundles are in; challenge what fails.
+
+        A stage is audited once: when its bundle appears, or — if none has
+        appeared by the middle of the challenge window — as a missing bundle.
+        Returns this pass's findings.
+        """
         seed = self.p.audit_seed(self.job_id, round_)
         if seed is None:
             return []
         terms = self.p.job_terms(self.job_id)
         view = self.p.round_view(self.job_id, round_)
         records = self._records(round_)
+        if any(rec is None and cid == "" and root != ZERO_ROOT for _, cid, rec, root in records):
+            return []  # a record CID is not confirmed yet
+        done = self._stages_done.setdefault(round_, set())
         findings: list[Finding] = []
-        complete = [rec for _, _, rec, _ in records if rec is not None]
-        for stage, _, rec, root in records:
-            if rec is not None:
-                findings += check_record(rec, root, self._expected_parent(stage, round_))
-        if len(complete) == len(records):
-            findings += check_boundaries(complete)
-        now = self.p.client.now()
+        if not done:  # structural checks once per round
+            complete = [rec for _, _, rec, _ in records if rec is not None]
+            for stage, _, rec, root in records:
+                if rec is not None:
+                    findings += check_record(rec, root, self._expected_parent(stage, round_))
+            if len(complete) == len(records):
+                findings += check_boundaries(complete)
+        give_up_on_bundles = self.p.client.now() > view.sealed_at + terms.challenge_window // 2
         items: list[tuple[str, str, list[int]]] = []
         stage_of: dict[str, int] = {}
         for stage, record_cid, rec, _ in records:
-            if rec is None:
+            if stage in done:
                 continue
-            self.stats.train_seconds_audited += float(rec.metrics.get("seconds", 0.0))
+            if rec is None:
+                done.add(stage)
+                continue
             leaves = sample_leaves(seed, stage, terms.audit_leaves, len(rec.leaves))
             bundle = self._bundles.get((round_, stage))
             if bundle is None:
-                if now < view.sealed_at + self.bundle_grace:
-                    return []  # come back when the grace period is over
-                findings.append(Finding(stage, leaves[0], "no audit bundle was published"))
+                if give_up_on_bundles:
+                    findings.append(Finding(stage, leaves[0], "no audit bundle was published"))
+                    done.add(stage)
                 continue
+            self.stats.train_seconds_audited += float(rec.metrics.get("seconds", 0.0))
             items.append((bundle, record_cid, leaves))
             stage_of[record_cid] = stage
         if items:
@@ -194,6 +206,7 @@ class ValidatorAgent:
             for _, record_cid, leaves in items:
                 self.stats.leaves_replayed += len(leaves)
                 stage = stage_of[record_cid]
+                done.add(stage)
                 for leaf in leaves:
                     verdict = verdicts[(record_cid, leaf)]
                     if verdict.match is False:
@@ -202,8 +215,9 @@ class ValidatorAgent:
                         break
                     if verdict.match is None:
                         self.stats.notes.append(f"stage {stage} leaf {leaf}: {verdict.detail}")
-        self._audited.add(round_)
-        self.stats.rounds_audited += 1
+        if len(done) == len(records):
+            self._audited.add(round_)
+            self.stats.rounds_audited += 1
         self._challenge(round_, records, findings)
         return findings
 
