@@ -1,74 +1,29 @@
 """Deploy the Tessera protocol contracts and record them in deployments/<chainId>.json.
 
+    python scripts/deploy.py --rpc URL [--keystore FILE] [--param name=value ...] [--force] [--yes]
     brownie run scripts/deploy.py --network <network>
 
-On a development chain (anvil, chain id 1337/31337) the deployer is brownie's first unlocked
-account; elsewhere it is the key in $TESSERA_DEPLOYER_KEY. The deploy logic is `deploy()`, which
-the Python agents can call from any brownie-connected process (e.g. with windows of a few
-seconds for the local demo).
+Both go through `agents.chain.deploy.deploy_protocol` (web3, from the brownie build). The key
+comes from $TESSERA_PRIVATE_KEY or an encrypted keystore, never from a file in the repo; on a
+brownie dev network its first unlocked account deploys. `deploy()` below is the same wiring
+through brownie ContractContainers, which the contract tests use to get brownie objects.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-
-DAY = 24 * 3600
-
-#: Production-leaning defaults; every key can be overridden through `deploy(params=...)`.
-DEFAULT_PARAMS: dict[str, Any] = {
-    # StakeManager: longer than any dispute (response + commit + reveal windows), so stake that
-    # starts unbonding while a dispute is pending can still be slashed.
-    "unbondingPeriod": 7 * DAY,
-    # JobMarket: share of minStake lost by a provider that misses a commit deadline.
-    "livenessPenaltyBps": 1_000,
-    # AuditCourt.
-    "challengeBond": 100 * 10**18,
-    "responseWindow": 1 * DAY,
-    "commitVoteWindow": 1 * DAY,
-    "revealWindow": 1 * DAY,
-    "providerSlashBps": 5_000,
-    "winnerRewardBps": 5_000,
-    "nonRevealPenalty": 10 * 10**18,
-    "minValidatorStake": 1_000 * 10**18,
-    "committeeSize": 3,
-    # Receiver of rounding dust and undecided penalties; None means the deployer.
-    "treasury": None,
-    # ModelShares metadata URI template (ERC-1155 `{id}` substitution).
-    "sharesUri": "ipfs://tessera/models/{id}.json",
-}
-
-COURT_PARAM_KEYS = (
-    "challengeBond",
-    "responseWindow",
-    "commitVoteWindow",
-    "revealWindow",
-    "providerSlashBps",
-    "winnerRewardBps",
-    "nonRevealPenalty",
-    "minValidatorStake",
-    "committeeSize",
-)
 
 DEV_CHAIN_IDS = (1337, 31337)
 
 
 class DeployError(Exception):
     """A deployment parameter or environment problem (one line)."""
-
-
-def resolve_params(params: dict | None) -> dict[str, Any]:
-    """Merge `params` over DEFAULT_PARAMS; unknown keys are an error, not silently ignored."""
-    merged = dict(DEFAULT_PARAMS)
-    for key, value in (params or {}).items():
-        if key not in DEFAULT_PARAMS:
-            raise DeployError(f"unknown deploy parameter {key!r}")
-        merged[key] = value
-    return merged
 
 
 def _containers() -> dict[str, Any]:
@@ -91,6 +46,8 @@ def deploy(deployer, params: dict | None = None, write: bool = True) -> dict:
     is written to deployments/<chainId>.json (or $TESSERA_DEPLOYMENTS_DIR) when `write` is set.
     """
     from brownie import chain
+
+    from agents.chain.deploy import COURT_PARAM_KEYS, resolve_params
 
     p = resolve_params(params)
     c = _containers()
@@ -138,21 +95,86 @@ def write_record(record: dict) -> Path:
     return path
 
 
-def _deployer():
-    """brownie's first account on a dev chain, else the key in $TESSERA_DEPLOYER_KEY."""
-    from brownie import accounts, chain
+def _parse_param(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise DeployError(f"--param takes name=value, got {text!r}")
+    try:
+        return key, int(value)
+    except ValueError:
+        return key, value
 
-    if chain.id in DEV_CHAIN_IDS and len(accounts) > 0:
-        return accounts[0]
-    key = os.environ.get("TESSERA_DEPLOYER_KEY")
-    if not key:
-        raise DeployError(f"chain {chain.id}: set TESSERA_DEPLOYER_KEY to the deployer's key")
-    return accounts.add(key)
+
+def deploy_cli(argv: list[str] | None = None) -> int:
+    """`python scripts/deploy.py --rpc URL`: deploy with web3 from a key in the environment.
+
+    Estimates and prints the gas and cost first, asks before sending (unless
+    --yes), and refuses a chain that already has deployments/<chainId>.json
+    unless --force. Returns the exit status.
+    """
+    import argparse
+
+    from agents.chain.client import ChainClient
+    from agents.chain.deploy import deploy_protocol, estimate_deployment_gas
+    from agents.chain.deployments import deployment_path, save_deployment
+    from agents.chain.keys import load_account
+    from agents.errors import TesseraError
+
+    ap = argparse.ArgumentParser(prog="scripts/deploy.py", description=__doc__.splitlines()[0])
+    ap.add_argument("--rpc", default=os.environ.get("TESSERA_RPC"), help="JSON-RPC URL")
+    ap.add_argument(
+        "--keystore", help="encrypted keystore (password in $TESSERA_KEYSTORE_PASSWORD)"
+    )
+    ap.add_argument("--param", action="append", default=[], help="override: name=value")
+    ap.add_argument("--force", action="store_true", help="deploy again over an existing registry")
+    ap.add_argument("--yes", action="store_true", help="do not ask before sending")
+    args = ap.parse_args(argv)
+    try:
+        if not args.rpc:
+            raise DeployError("no RPC: pass --rpc URL or set $TESSERA_RPC")
+        params = dict(_parse_param(t) for t in args.param)
+        client = ChainClient(args.rpc, load_account(keystore=args.keystore))
+        path = deployment_path(client.chain_id)
+        if path.exists() and not args.force:
+            raise DeployError(
+                f"chain {client.chain_id} already has a deployment ({path}); "
+                "pass --force to deploy a new one over it"
+            )
+        gas = estimate_deployment_gas(client, params)
+        price = int(client.w3.eth.gas_price)
+        balance = int(client.w3.eth.get_balance(client.address))
+        print(f"chain {client.chain_id}, deployer {client.address}")
+        print(
+            f"estimated gas {gas:,} at {price / 1e9:.3g} gwei = {gas * price / 1e18:.6f} ETH "
+            f"(balance {balance / 1e18:.6f} ETH)"
+        )
+        if gas * price > balance:
+            raise DeployError("the deployer cannot pay for the deployment")
+        if not args.yes and input("deploy? [y/N] ").strip().lower() not in ("y", "yes"):
+            print("nothing sent")
+            return 1
+        dep = deploy_protocol(client, params)
+        written = save_deployment(dep)
+        for name, address in sorted(dep.contracts.items()):
+            print(f"{name:13} {address}")
+        print(f"registry written to {written}")
+        return 0
+    except (DeployError, TesseraError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 def main() -> None:
-    """Entry point of `brownie run scripts/deploy.py`."""
-    record = deploy(_deployer())
-    for name, address in record["contracts"].items():
-        print(f"{name:13} {address}")
-    print(f"chain {record['chainId']} from block {record['block']}")
+    """Entry point of `brownie run scripts/deploy.py --network ID` (same path as --rpc)."""
+    from brownie import accounts, chain, network
+
+    argv = ["--rpc", network.web3.provider.endpoint_uri, "--yes"]
+    if chain.id in DEV_CHAIN_IDS and len(accounts) > 0 and "TESSERA_PRIVATE_KEY" not in os.environ:
+        os.environ["TESSERA_PRIVATE_KEY"] = accounts[0].private_key  # anvil's dev key
+    if deploy_cli(argv):
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(PROJECT_ROOT))
+    sys.exit(deploy_cli())

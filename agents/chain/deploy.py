@@ -11,7 +11,7 @@ from typing import Any
 
 from web3 import Web3
 
-from agents.chain.artifacts import load_artifact
+from agents.chain.artifacts import PROTOCOL_CONTRACTS, load_artifact
 from agents.chain.errors import ChainError
 
 
@@ -41,26 +41,34 @@ def deploy_contract(client, name: str, *args: Any) -> str:
     return Web3.to_checksum_address(receipt["contractAddress"])
 
 
-DEFAULT_PARAMS: dict[str, Any] = {
-    # StakeManager
-    "unbondingPeriod": 7 * 24 * 3600,
-    # JobMarket
-    "livenessPenaltyBps": 1000,
-    # AuditCourt (CourtParams)
-    "challengeBond": 50 * 10**18,
-    "responseWindow": 3600,
-    "commitVoteWindow": 3600,
-    "revealWindow": 3600,
-    "providerSlashBps": 10_000,
-    "winnerRewardBps": 5000,
-    "nonRevealPenalty": 5 * 10**18,
-    "minValidatorStake": 100 * 10**18,
-    "committeeSize": 3,
-    # ModelShares
-    "sharesURI": "ipfs://{id}",
-}
+DAY = 24 * 3600
 
-_COURT_FIELDS = (
+#: Production-leaning defaults for a public chain; every key can be overridden.
+DEFAULT_PARAMS: dict[str, Any] = {
+    # StakeManager: longer than any dispute (response + commit + reveal windows), so stake that
+    # starts unbonding while a dispute is pending can still be slashed.
+    "unbondingPeriod": 7 * DAY,
+    # JobMarket: share of minStake lost by a provider that misses a commit deadline.
+    "livenessPenaltyBps": 1_000,
+    # AuditCourt.
+    "challengeBond": 100 * 10**18,
+    "responseWindow": 1 * DAY,
+    "commitVoteWindow": 1 * DAY,
+    "revealWindow": 1 * DAY,
+    "providerSlashBps": 5_000,
+    "winnerRewardBps": 5_000,
+    "nonRevealPenalty": 10 * 10**18,
+    "minValidatorStake": 1_000 * 10**18,
+    "committeeSize": 3,
+    # Receiver of rounding dust and undecided penalties; None means the deployer.
+    "treasury": None,
+    # ModelShares metadata URI template (ERC-1155 `{id}` substitution).
+    "sharesUri": "ipfs://tessera/models/{id}.json",
+}
+# Wiring calls (setCourt, three grantRole) after the five deployments.
+WIRING_GAS = 4 * 60_000
+
+COURT_PARAM_KEYS = (
     "challengeBond",
     "responseWindow",
     "commitVoteWindow",
@@ -73,6 +81,43 @@ _COURT_FIELDS = (
 )
 
 
+def resolve_params(params: dict[str, Any] | None) -> dict[str, Any]:
+    """DEFAULT_PARAMS overridden by `params`; an unknown key is an error, never ignored."""
+    unknown = set(params or {}) - set(DEFAULT_PARAMS)
+    if unknown:
+        raise ChainError(f"unknown deployment parameters: {sorted(unknown)}")
+    return {**DEFAULT_PARAMS, **(params or {})}
+
+
+def _constructor_args(p: dict[str, Any], me: str, addr: dict[str, str]) -> dict[str, tuple]:
+    """Constructor arguments of each contract, given the addresses deployed before it."""
+    token, stakes = addr.get("TesseraToken", me), addr.get("StakeManager", me)
+    shares, market = addr.get("ModelShares", me), addr.get("JobMarket", me)
+    court_params = tuple(p[f] for f in COURT_PARAM_KEYS)
+    return {
+        "TesseraToken": (me,),
+        "StakeManager": (token, p["unbondingPeriod"], me),
+        "ModelShares": (token, me, p["sharesUri"]),
+        "JobMarket": (token, stakes, shares, p["livenessPenaltyBps"], me),
+        "AuditCourt": (token, stakes, market, court_params, p["treasury"] or me),
+    }
+
+
+def estimate_deployment_gas(client, params: dict[str, Any] | None = None) -> int:
+    """Gas of the five deployments (estimated by the node) plus the wiring calls.
+
+    Addresses not deployed yet are stood in for by the deployer's address: the
+    calldata has the same size, so the estimate is the same.
+    """
+    p = resolve_params(params)
+    total = WIRING_GAS
+    for name, args in _constructor_args(p, client.address, {}).items():
+        art = load_artifact(name)
+        ctor = client.w3.eth.contract(abi=art.abi, bytecode=art.bytecode).constructor(*args)
+        total += ctor.estimate_gas({"from": client.address})
+    return total
+
+
 def deploy_protocol(client, params: dict[str, Any] | None = None):
     """Deploy and wire TesseraToken, StakeManager, ModelShares, JobMarket, AuditCourt.
 
@@ -80,37 +125,23 @@ def deploy_protocol(client, params: dict[str, Any] | None = None):
     """
     from agents.chain.deployments import Deployment
 
-    p = {**DEFAULT_PARAMS, **(params or {})}
-    unknown = set(p) - set(DEFAULT_PARAMS)
-    if unknown:
-        raise ChainError(f"unknown deployment parameters: {sorted(unknown)}")
+    p = resolve_params(params)
     me = client.address
     start_block = int(client.w3.eth.block_number)
-    token = deploy_contract(client, "TesseraToken", me)
-    stakes = deploy_contract(client, "StakeManager", token, p["unbondingPeriod"], me)
-    shares = deploy_contract(client, "ModelShares", token, me, p["sharesURI"])
-    market = deploy_contract(
-        client, "JobMarket", token, stakes, shares, p["livenessPenaltyBps"], me
-    )
-    court_params = tuple(p[f] for f in _COURT_FIELDS)
-    court = deploy_contract(client, "AuditCourt", token, stakes, market, court_params, me)
+    addr: dict[str, str] = {}
+    for name in PROTOCOL_CONTRACTS:
+        addr[name] = deploy_contract(client, name, *_constructor_args(p, me, addr)[name])
     client.deployment = Deployment(
         chain_id=client.chain_id,
         block=start_block,
-        contracts={
-            "TesseraToken": token,
-            "StakeManager": stakes,
-            "ModelShares": shares,
-            "JobMarket": market,
-            "AuditCourt": court,
-        },
+        contracts=addr,
         deployer=me,
-        params={k: (str(v) if isinstance(v, int) and v > 2**53 else v) for k, v in p.items()},
+        params={**p, "treasury": p["treasury"] or me},
     )
     protocol_role = client.call("StakeManager", "PROTOCOL_ROLE")
     minter_role = client.call("ModelShares", "MINTER_ROLE")
-    client.send("JobMarket", "setCourt", court)
-    client.send("StakeManager", "grantRole", protocol_role, market)
-    client.send("StakeManager", "grantRole", protocol_role, court)
-    client.send("ModelShares", "grantRole", minter_role, market)
+    client.send("JobMarket", "setCourt", addr["AuditCourt"])
+    client.send("StakeManager", "grantRole", protocol_role, addr["JobMarket"])
+    client.send("StakeManager", "grantRole", protocol_role, addr["AuditCourt"])
+    client.send("ModelShares", "grantRole", minter_role, addr["JobMarket"])
     return client.deployment

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from eth_account import Account
+
 from agents.chain.client import ChainClient
 from agents.chain.deployments import Deployment
 from agents.chain.errors import ChainError
@@ -60,6 +62,7 @@ def connect(
     confirmations: int | None = None,
     need_key: bool = True,
     deployment: Deployment | None = None,
+    private_key: str | None = None,
 ) -> Connection:
     """Open a Connection; every failure is one clear TesseraError."""
     from agents.storage import open_store
@@ -68,7 +71,9 @@ def connect(
     if confirmations is None:
         confirmations = int(os.environ.get("TESSERA_CONFIRMATIONS", "0"))
     client = ChainClient(url, None, confirmations=confirmations, deployment=deployment)
-    if dev_index is not None:
+    if private_key is not None:  # handed over by the process that loaded it
+        client.account = Account.from_key(private_key)
+    elif dev_index is not None:
         client.account = dev_account(dev_index, client.chain_id)
     elif need_key or keystore or os.environ.get("TESSERA_PRIVATE_KEY"):
         client.account = load_account(keystore=keystore)

@@ -52,7 +52,7 @@ class DemoOptions:
     cheat_stage: int | None = 1
     cheat_round: int = 1
     cheat: str = "fake-gradient"
-    steps_per_round: int = 8
+    steps_per_round: int = 16
     compression: str = "int8"
     prompt: str = "def "
     tokens: int = 48
@@ -93,7 +93,7 @@ def demo_spec(dataset_cid: str, opts: DemoOptions) -> JobSpec:
         model=ModelConfig(n_layer=6, n_head=4, d_model=128, seq_len=64),
         num_stages=opts.stages,
         dataset=dataset_cid,
-        optimizer=OptimizerConfig(lr=3e-3),
+        optimizer=OptimizerConfig(lr=6e-3),
         compression=CompressionConfig(method=opts.compression),
         training=TrainingConfig(
             batch_size=8, micro_batches=2, steps_per_round=opts.steps_per_round

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from eth_account.signers.local import LocalAccount
+
 from agents.chain.client import ChainClient
 from agents.chain.deploy import deploy_protocol
 from agents.chain.deployments import Deployment
@@ -37,47 +39,60 @@ FAST_PARAMS: dict[str, Any] = {
 
 @dataclass
 class LocalNet:
-    """Handles to a running local network."""
+    """Handles to a running network: participants are numbered keys (account 0 deploys).
+
+    On a dev chain the keys are anvil's dev accounts; elsewhere (a chain that
+    plays a public testnet) they are whatever keys the caller funded.
+    """
 
     chain: LocalChain
     deployment: Deployment
     store_dir: Path
     store: Any
+    keys: list[LocalAccount]
+    rpc_url: str | None = None  # e.g. a proxy in front of the chain
+    confirmations: int = 0
     _clients: dict[int, ChainClient] = field(default_factory=dict, repr=False)
 
     @property
     def url(self) -> str:
-        return self.chain.url
+        return self.rpc_url or self.chain.url
 
-    def protocol(self, dev_index: int) -> Protocol:
-        """Typed protocol access as dev account `dev_index`."""
-        if dev_index not in self._clients:
-            self._clients[dev_index] = ChainClient(
-                self.url, dev_account(dev_index, self.chain.chain_id), deployment=self.deployment
+    def protocol(self, index: int) -> Protocol:
+        """Typed protocol access as participant `index`."""
+        if index not in self._clients:
+            self._clients[index] = ChainClient(
+                self.url,
+                self.keys[index],
+                deployment=self.deployment,
+                confirmations=self.confirmations,
             )
-        return Protocol(self._clients[dev_index])
+        return Protocol(self._clients[index])
 
-    def address(self, dev_index: int) -> str:
-        return dev_account(dev_index, self.chain.chain_id).address
+    def address(self, index: int) -> str:
+        return self.keys[index].address
 
-    def fund(self, indices, amount: int = 10_000 * WEI) -> None:
-        """Mint TSR (the deployer owns the dev faucet)."""
+    def fund(self, indices, amount: int = 10_000 * WEI, eth: int = 0) -> None:
+        """Mint TSR (account 0 owns the token's faucet) and optionally send ETH for gas."""
         deployer = self.protocol(0).client
         for i in indices:
+            if eth:
+                deployer.transfer_eth(self.address(i), eth)
             deployer.send("TesseraToken", "mint", self.address(i), amount)
 
-    def agent(self, kind: str, dev_index: int, job_id: int, *, resources=None, **kw):
-        """A provider or validator AgentRunner actor for dev account `dev_index`."""
+    def agent(self, kind: str, index: int, job_id: int, *, resources=None, **kw):
+        """A provider or validator AgentRunner actor for participant `index`."""
         from agents.roles.runner import agent_actor
 
         return agent_actor(resources).remote(
             kind,
             rpc=self.url,
-            dev_index=dev_index,
+            private_key="0x" + bytes(self.keys[index].key).hex(),
             store=str(self.store_dir),
             job_id=job_id,
             deployment=self.deployment.to_dict(),
             resources=resources,
+            confirmations=self.confirmations,
             **kw,
         )
 
@@ -93,10 +108,11 @@ def local_net(
     os.environ["TESSERA_DEPLOYMENTS_DIR"] = str(out / "deployments")
     chain = LocalChain(block_time=block_time, log_path=out / "anvil.log").start()
     try:
-        deployer = ChainClient(chain.url, dev_account(0, chain.chain_id))
+        keys = [dev_account(i, chain.chain_id) for i in range(chain.accounts)]
+        deployer = ChainClient(chain.url, keys[0])
         deployment = deploy_protocol(deployer, params={**FAST_PARAMS, **(params or {})})
         store_dir = out / "store"
-        yield LocalNet(chain, deployment, store_dir, open_store(str(store_dir)))
+        yield LocalNet(chain, deployment, store_dir, open_store(str(store_dir)), keys)
     finally:
         chain.stop()
 
@@ -162,7 +178,7 @@ def start_job(
 ) -> JobRun:
     """Post the job as `owner_index`, then start one provider per stage and the validators.
 
-    `faults` maps a stage to (fault name, rounds); `resources` maps a dev index
+    `faults` maps a stage to (fault name, rounds); `resources` maps a participant index
     to the Ray resources its agent (and stage host) must be placed with.
     """
     import ray

@@ -61,6 +61,12 @@ class ReplayWorker:
             env=env,
         )
 
+    def warm_up(self) -> None:
+        """Start the child now, so the first audit does not pay torch's start-up."""
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None:
+                self._proc = self._start()
+
     def close(self) -> None:
         """Stop the child process."""
         if self._proc is not None:

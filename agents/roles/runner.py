@@ -22,7 +22,7 @@ class AgentRunner:
         kind: str,
         *,
         rpc: str,
-        dev_index: int | None,
+        private_key: str,
         store: str,
         job_id: int,
         deployment: dict,
@@ -30,6 +30,7 @@ class AgentRunner:
         fault: str | None = None,
         fault_rounds: tuple[int, ...] = (),
         resources: dict[str, float] | None = None,
+        confirmations: int = 0,
         log_level: int = logging.WARNING,
     ):
         logging.basicConfig(level=log_level)
@@ -37,7 +38,13 @@ class AgentRunner:
         from agents.roles.context import connect
 
         dep = Deployment.from_dict(deployment)
-        conn = connect(rpc=rpc, dev_index=dev_index, store=store, deployment=dep)
+        conn = connect(
+            rpc=rpc,
+            private_key=private_key,
+            store=store,
+            deployment=dep,
+            confirmations=confirmations,
+        )
         self.kind = kind
         self.address = conn.client.address
         if kind == "provider":

@@ -79,17 +79,14 @@ class ValidatorAgent:
             protocol.client, [("AuditCourt", "CommitteeDrawn")], from_block
         )
         self._duties: dict[int, dict] = {}
-        self._workers: dict[str, ReplayWorker] = {}
+        self._worker: ReplayWorker | None = None
 
     def _replayer(self) -> ReplayWorker:
-        """The replay child process for the job's CPU kernel set (one per thread)."""
-        import threading
-
-        key = threading.current_thread().name
-        if key not in self._workers:
+        """The replay child process for the job's CPU kernel set, shared by both loops."""
+        if self._worker is None:
             cpu = self._spec().determinism.cpu_capability
-            self._workers[key] = ReplayWorker(self.store_spec, cpu)
-        return self._workers[key]
+            self._worker = ReplayWorker(self.store_spec, cpu)
+        return self._worker
 
     def _spec(self):
         from agents.lineage.documents import JobSpec
@@ -102,8 +99,8 @@ class ValidatorAgent:
 
     def close(self) -> None:
         """Stop the replay child processes."""
-        for w in self._workers.values():
-            w.close()
+        if self._worker is not None:
+            self._worker.close()
 
     @property
     def me(self) -> str:
@@ -111,7 +108,8 @@ class ValidatorAgent:
 
     # -- setup -----------------------------------------------------------------
     def register(self) -> None:
-        """Stake and register as a validator, if not already."""
+        """Stake and register as a validator, if not already; start the replay process."""
+        self._replayer().warm_up()
         if self.p.is_validator():
             return
         need = max(self.min_stake, int(self.p.client.call("AuditCourt", "minValidatorStake")))

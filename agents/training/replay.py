@@ -41,6 +41,8 @@ def _replay_item(store, bundle_cid: str, record_cid: str, leaves: list[int]) -> 
 
 def _serve(store) -> int:
     """Answer replay requests line by line until stdin closes (torch starts only once)."""
+    import agents.training.audit  # noqa: F401  (pay torch's start-up before the first request)
+
     for line in sys.stdin:
         if not line.strip():
             continue

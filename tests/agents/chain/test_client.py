@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import http.server
-import threading
-import urllib.request
-
 import pytest
+from flaky_rpc import flaky_rpc
 
 from agents.chain.client import ChainClient, EventCursor
 from agents.chain.deploy import deploy_contract
@@ -64,50 +61,15 @@ def test_event_cursor_reads_each_event_once(token_client):
     assert [e.args["value"] for e in replay] == [5, 7]
 
 
-class _FlakyProxy(http.server.BaseHTTPRequestHandler):
-    """Forwards JSON-RPC to anvil but answers every third request with HTTP 503."""
-
-    counter = 0
-    upstream = ""
-
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        type(self).counter += 1
-        if type(self).counter % 3 == 0:
-            self.send_response(503)
-            self.end_headers()
-            return
-        req = urllib.request.Request(
-            self.upstream, data=body, headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            data = resp.read()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
-
-
 def test_rpc_failing_every_third_request_still_works(token_client, chain):
-    _FlakyProxy.upstream = chain.url
-    _FlakyProxy.counter = 0
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FlakyProxy)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}"
-        flaky = ChainClient(url, dev_account(0, 31337), deployment=token_client.deployment)
+    with flaky_rpc(chain.url) as proxy:
+        flaky = ChainClient(proxy.url, dev_account(0, 31337), deployment=token_client.deployment)
         flaky.w3.provider.backoff = 0.01
         bob = dev_account(4, 31337).address
         for _ in range(3):
             flaky.send("TesseraToken", "mint", bob, 1)
         assert flaky.call("TesseraToken", "balanceOf", bob) == 3
-        assert _FlakyProxy.counter >= 9  # the proxy really did fail requests
-    finally:
-        server.shutdown()
+        assert proxy.failed >= 3  # the proxy really did fail requests
 
 
 def test_unreachable_rpc_is_one_clear_error():
