@@ -563,7 +563,7 @@ contract AuditCourt is IAuditCourt, ReentrancyGuardTransient {
     function _slashAbsent(uint256 disputeId, address[] memory absent, address[] memory voters)
         private
     {
-        uint256 total;
+        uint256 total = 0;
         for (uint256 i = 0; i < absent.length; ++i) {
             if (absent[i] == address(0)) continue;
             uint256 taken = stakes.slash(absent[i], nonRevealPenalty, address(this));
@@ -577,7 +577,7 @@ contract AuditCourt is IAuditCourt, ReentrancyGuardTransient {
     ///      it when there is nobody) goes to the treasury.
     function _share(uint256 amount, address[] memory to) private {
         if (amount == 0) return;
-        uint256 n;
+        uint256 n = 0;
         for (uint256 i = 0; i < to.length; ++i) {
             if (to[i] != address(0)) ++n;
         }
@@ -589,7 +589,7 @@ contract AuditCourt is IAuditCourt, ReentrancyGuardTransient {
         for (uint256 i = 0; i < to.length; ++i) {
             if (to[i] != address(0)) _addCredit(to[i], each);
         }
-        _addCredit(treasury, amount - each * n);
+        _addCredit(treasury, amount % n);
     }
 
     function _addCredit(address account, uint256 amount) private {
@@ -611,9 +611,9 @@ contract AuditCourt is IAuditCourt, ReentrancyGuardTransient {
         uint256 n = _validators.length;
         uint256 target = committeeSize;
         members = new address[](target);
-        uint256 count;
+        uint256 count = 0;
         if (n == 0) return _truncate(members, 0);
-        uint256 steps;
+        uint256 steps = 0;
         for (uint256 i = 0; i < 2 * target && count < target && steps < MAX_DRAW_STEPS; ++i) {
             ++steps;
             address v = _validators[uint256(keccak256(abi.encode(seed, i))) % n];

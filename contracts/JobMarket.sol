@@ -255,6 +255,26 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         if (commits == _params[jobId].numStages) _seal(jobId, round, r);
     }
 
+    /// @notice Publishes the CID of the audit bundle for the sampled leaves of a sealed round.
+    ///         Only the committer of that stage; the CID lives in the event log only (like the
+    ///         record CID), so validators find it without the provider being online.
+    /// @dev Publishing is the provider's duty but not enforced here: a validator that finds no
+    ///      bundle challenges a sampled leaf, and the provider must then answer in the court.
+    /// @param jobId Job.
+    /// @param round A sealed round.
+    /// @param stage Caller's committed stage.
+    /// @param bundleCID CID of the AuditBundle on IPFS (non-empty).
+    function postAuditBundle(uint256 jobId, uint32 round, uint32 stage, string calldata bundleCID)
+        external
+    {
+        if (_rounds[jobId][round].sealBlock == 0) revert RoundNotSealed(jobId, round);
+        if (_commitments[jobId][round][stage].provider != msg.sender) {
+            revert NotCommitter(jobId, round, stage, msg.sender);
+        }
+        if (bytes(bundleCID).length == 0) revert EmptyCommitment(jobId, round, stage);
+        emit AuditBundlePosted(jobId, round, stage, msg.sender, bundleCID);
+    }
+
     /// @notice Seals the current round once its commit deadline passed. Every stage that did
     ///         not commit loses `livenessPenaltyBps` of `minStake` to the job owner, its lock is
     ///         released and the stage is vacated.
@@ -283,14 +303,14 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
             delete _stageProvider[jobId][s];
             --job.filledStages;
             emit StageVacated(jobId, s, provider);
-            emit LivenessSlashed(jobId, round, s, provider, penalty);
         }
         _seal(jobId, round, r);
         // Interactions last, with the trusted StakeManager. Earlier rounds are all finalized,
         // so no dispute can still reach an absent provider: its lock is released at once.
         for (uint32 s = 0; s < numStages; ++s) {
             if (absent[s] == address(0)) continue;
-            if (penalty != 0) stakes.slash(absent[s], penalty, job.owner);
+            uint256 taken = penalty == 0 ? 0 : stakes.slash(absent[s], penalty, job.owner);
+            emit LivenessSlashed(jobId, round, s, absent[s], taken);
             stakes.unlock(absent[s], p.minStake);
         }
     }
@@ -341,7 +361,7 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         emit RoundFinalized(jobId, round);
 
         (address[] memory paid, address[] memory released) = _settleStages(jobId, round, p);
-        uint256 paidCount;
+        uint256 paidCount = 0;
         for (uint256 s = 0; s < paid.length; ++s) {
             if (paid[s] != address(0)) ++paidCount;
         }
@@ -349,7 +369,7 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
             / (_BPS - p.ownerShareBps);
         if (ownerShares != 0) emit OwnerSharesMinted(jobId, round, job.owner, ownerShares);
 
-        uint256 refund;
+        uint256 refund = 0;
         bool completed = round + 1 == p.rounds;
         if (completed) {
             job.status = JobStatus.Completed;
@@ -661,7 +681,7 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         paid = new address[](numStages);
         released = new address[](numStages);
         uint256 reward = p.rewardPerStageRound;
-        uint256 spent;
+        uint256 spent = 0;
         for (uint32 s = 0; s < numStages; ++s) {
             Commitment memory c = _commitments[jobId][round][s];
             if (c.committedAt != 0 && !c.slashed) {

@@ -108,7 +108,7 @@ contract StakeManager is IStakeManager, AccessControl, ReentrancyGuardTransient 
         uint256 bonded = _stake[account];
         uint256 fromBonded = amount < bonded ? amount : bonded;
         uint256 rest = amount - fromBonded;
-        uint256 fromUnbonding;
+        uint256 fromUnbonding = 0;
         if (rest != 0) {
             uint256 unbonding = _unbonding[account].amount;
             fromUnbonding = rest < unbonding ? rest : unbonding;
