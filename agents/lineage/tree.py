@@ -115,6 +115,8 @@ def _describe(cid: str, doc: Document) -> LineageNode:
             },
         )
         node.edges.append(("spec", doc.spec))
+        if doc.parent_record:  # the same stage's previous round: lineage across rounds
+            node.edges.append(("parent_record", doc.parent_record))
         if doc.parent_checkpoint:
             node.edges.append(("parent_checkpoint", doc.parent_checkpoint))
         node.edges.append(("new_checkpoint", doc.new_checkpoint))
