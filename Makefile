@@ -17,6 +17,7 @@ export RAY_USAGE_STATS_ENABLED := 0
 export RAY_ENABLE_ZERO_COPY_TORCH_TENSORS := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
+SLITHER_STAMP := .venv-slither/.installed
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 SOLC_LINK := .solcx/solc-v0.8.37
@@ -58,10 +59,17 @@ test: setup
 demo: setup
 	$(BIN)/tessera demo $(DEMO_ARGS)
 
-lint: $(PY_STAMP) $(NODE_STAMP)
+# slither has its own venv: its web3/eth-* pins would break brownie's.
+$(SLITHER_STAMP):
+	@test -x .venv-slither/bin/python || $(PYTHON) -m venv .venv-slither || python3 -m venv .venv-slither
+	.venv-slither/bin/pip install --quiet "slither-analyzer==0.11.6"
+	@touch $@
+
+lint: $(PY_STAMP) $(NODE_STAMP) $(SOLC_LINK) $(SLITHER_STAMP)
 	$(BIN)/ruff check agents tests scripts bench
 	$(BIN)/ruff format --check agents tests scripts bench
 	npx --no-install solhint --max-warnings 0 'contracts/**/*.sol'
+	.venv-slither/bin/python scripts/slither_check.py
 
 format: $(PY_STAMP)
 	$(BIN)/ruff check --fix agents tests scripts bench

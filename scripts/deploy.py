@@ -11,11 +11,9 @@ through brownie ContractContainers, which the contract tests use to get brownie 
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,73 +24,30 @@ class DeployError(Exception):
     """A deployment parameter or environment problem (one line)."""
 
 
-def _containers() -> dict[str, Any]:
-    """The brownie ContractContainers of the project (loading the project if needed)."""
-    import brownie
-    from brownie import project
-
-    names = ("TesseraToken", "StakeManager", "ModelShares", "JobMarket", "AuditCourt")
-    if all(hasattr(brownie, n) for n in names):
-        return {n: getattr(brownie, n) for n in names}
-    loaded = project.get_loaded_projects()
-    proj = loaded[0] if loaded else project.load(PROJECT_ROOT, name="TesseraProject")
-    return {n: getattr(proj, n) for n in names}
-
-
 def deploy(deployer, params: dict | None = None, write: bool = True) -> dict:
-    """Deploy and wire every contract from `deployer`; return the deployment record.
+    """Deploy and wire every contract from a brownie account; return the deployment record.
 
-    The record is {"chainId", "block", "deployer", "contracts": {name: address}, "params"} and
-    is written to deployments/<chainId>.json (or $TESSERA_DEPLOYMENTS_DIR) when `write` is set.
+    The same `agents.chain.deploy.deploy_protocol` as every other path, sent with the
+    account's key over brownie's current connection. The record is {"chainId", "block",
+    "deployer", "contracts", "params"}; it is written to deployments/<chainId>.json (or
+    $TESSERA_DEPLOYMENTS_DIR) when `write` is set.
     """
-    from brownie import chain
+    from brownie import network
+    from eth_account import Account
 
-    from agents.chain.deploy import COURT_PARAM_KEYS, resolve_params
+    from agents.chain.client import ChainClient
+    from agents.chain.deploy import deploy_protocol
+    from agents.chain.deployments import Deployment, save_deployment
 
-    p = resolve_params(params)
-    c = _containers()
-    tx = {"from": deployer}
-    treasury = p["treasury"] or deployer.address
-
-    token = c["TesseraToken"].deploy(deployer, tx)
-    first_block = token.tx.block_number
-    stakes = c["StakeManager"].deploy(token, p["unbondingPeriod"], deployer, tx)
-    shares = c["ModelShares"].deploy(token, deployer, p["sharesUri"], tx)
-    market = c["JobMarket"].deploy(token, stakes, shares, p["livenessPenaltyBps"], deployer, tx)
-    court_params = tuple(p[k] for k in COURT_PARAM_KEYS)
-    court = c["AuditCourt"].deploy(token, stakes, market, court_params, treasury, tx)
-
-    market.setCourt(court, tx)
-    shares.grantRole(shares.MINTER_ROLE(), market, tx)
-    protocol_role = stakes.PROTOCOL_ROLE()
-    stakes.grantRole(protocol_role, market, tx)
-    stakes.grantRole(protocol_role, court, tx)
-
-    record = {
-        "chainId": chain.id,
-        "block": first_block,
-        "deployer": deployer.address,
-        "contracts": {
-            "TesseraToken": token.address,
-            "StakeManager": stakes.address,
-            "ModelShares": shares.address,
-            "JobMarket": market.address,
-            "AuditCourt": court.address,
-        },
-        "params": {**p, "treasury": treasury},
-    }
+    client = ChainClient(
+        network.web3.provider.endpoint_uri,
+        Account.from_key(deployer.private_key),
+        deployment=Deployment(0, 0, {}),
+    )
+    dep = deploy_protocol(client, params)
     if write:
-        write_record(record)
-    return record
-
-
-def write_record(record: dict) -> Path:
-    """Write `record` to <deployments dir>/<chainId>.json and return the path."""
-    directory = Path(os.environ.get("TESSERA_DEPLOYMENTS_DIR") or PROJECT_ROOT / "deployments")
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{record['chainId']}.json"
-    path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-    return path
+        save_deployment(dep)
+    return dep.to_dict()
 
 
 def _parse_param(text: str) -> tuple[str, object]:
@@ -171,6 +126,8 @@ def main() -> None:
     argv = ["--rpc", network.web3.provider.endpoint_uri, "--yes"]
     if chain.id in DEV_CHAIN_IDS and len(accounts) > 0 and "TESSERA_PRIVATE_KEY" not in os.environ:
         os.environ["TESSERA_PRIVATE_KEY"] = accounts[0].private_key  # anvil's dev key
+    if chain.id in DEV_CHAIN_IDS:
+        argv.append("--force")  # a dev chain starts empty: its old registry is stale
     if deploy_cli(argv):
         raise SystemExit(1)
 
