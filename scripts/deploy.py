@@ -32,8 +32,7 @@ def deploy(deployer, params: dict | None = None, write: bool = True) -> dict:
     "deployer", "contracts", "params"}; it is written to deployments/<chainId>.json (or
     $TESSERA_DEPLOYMENTS_DIR) when `write` is set.
     """
-    from brownie import network
-    from eth_account import Account
+    from brownie import chain, network
 
     from agents.chain.client import ChainClient
     from agents.chain.deploy import deploy_protocol
@@ -41,13 +40,30 @@ def deploy(deployer, params: dict | None = None, write: bool = True) -> dict:
 
     client = ChainClient(
         network.web3.provider.endpoint_uri,
-        Account.from_key(deployer.private_key),
+        _signer(deployer, chain.id),
         deployment=Deployment(0, 0, {}),
     )
     dep = deploy_protocol(client, params)
     if write:
         save_deployment(dep)
     return dep.to_dict()
+
+
+def _signer(account, chain_id: int):
+    """The eth-account signer of a brownie account (a dev chain's unlocked ones by address)."""
+    from eth_account import Account
+
+    from agents.chain.keys import dev_account
+
+    key = getattr(account, "private_key", None)
+    if key:
+        return Account.from_key(key)
+    if chain_id in DEV_CHAIN_IDS:
+        for i in range(64):
+            candidate = dev_account(i, chain_id)
+            if candidate.address == account.address:
+                return candidate
+    raise DeployError(f"no key for {account.address}: load it into brownie or use --rpc")
 
 
 def _parse_param(text: str) -> tuple[str, object]:
@@ -125,7 +141,8 @@ def main() -> None:
 
     argv = ["--rpc", network.web3.provider.endpoint_uri, "--yes"]
     if chain.id in DEV_CHAIN_IDS and len(accounts) > 0 and "TESSERA_PRIVATE_KEY" not in os.environ:
-        os.environ["TESSERA_PRIVATE_KEY"] = accounts[0].private_key  # anvil's dev key
+        key = bytes(_signer(accounts[0], chain.id).key).hex()
+        os.environ["TESSERA_PRIVATE_KEY"] = "0x" + key  # anvil's well-known dev key
     if chain.id in DEV_CHAIN_IDS:
         argv.append("--force")  # a dev chain starts empty: its old registry is stale
     if deploy_cli(argv):
