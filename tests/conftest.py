@@ -40,18 +40,11 @@ def ray_cluster():
     shuts this one down, and the next test that asks for Ray gets it back.
     """
     ray = pytest.importorskip("ray")
+    from agents.roles.localnet import init_local_ray
+
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    if not ray.is_initialized():
-        ray.init(
-            address="local",
-            namespace="tessera",
-            num_cpus=2,
-            include_dashboard=False,
-            object_store_memory=300 * 2**20,
-            log_to_driver=False,
-            _system_config={"enable_worker_prestart": False},
-        )
+    init_local_ray()
     return ray
 
 
