@@ -494,6 +494,21 @@ contract AuditCourt is IAuditCourt, ReentrancyGuardTransient {
         return keccak256(bytes.concat(keccak256(abi.encode(leafIndex, leafHash))));
     }
 
+    /// @notice Whether `proof` shows leaf (`leafIndex`, `leafHash`) is in the tree of `root`:
+    ///         exactly the check `challenge` makes (validators can run it before paying a bond).
+    /// @param root Committed trace root.
+    /// @param leafIndex Leaf position.
+    /// @param leafHash Leaf hash.
+    /// @param proof Sibling hashes, OpenZeppelin sorted-pair order.
+    /// @return True when the proof verifies.
+    function provesLeaf(bytes32 root, uint256 leafIndex, bytes32 leafHash, bytes32[] calldata proof)
+        public
+        pure
+        returns (bool)
+    {
+        return MerkleProof.verifyCalldata(proof, root, leafNode(leafIndex, leafHash));
+    }
+
     /// @notice The sealed vote a committee member commits.
     /// @param disputeId Dispute.
     /// @param voter Committee member.
@@ -532,8 +547,9 @@ contract AuditCourt is IAuditCourt, ReentrancyGuardTransient {
         }
         if (root == bytes32(0) || slashed) revert NothingToChallenge(jobId, round, stage);
         if (msg.sender == provider) revert SelfChallenge(provider);
-        bytes32 node = leafNode(leafIndex, leafHash);
-        if (!MerkleProof.verifyCalldata(proof, root, node)) revert LeafNotInRoot(root, node);
+        if (!provesLeaf(root, leafIndex, leafHash, proof)) {
+            revert LeafNotInRoot(root, leafNode(leafIndex, leafHash));
+        }
     }
 
     function _dispute(uint256 disputeId) private view returns (Dispute storage d) {
