@@ -18,6 +18,7 @@ from rich.table import Table
 from agents.chain.protocol import JobStatus
 from agents.errors import TesseraError
 from agents.roles.context import Connection, connect
+from agents.storage.config import resolve_store_spec
 
 console = Console()
 WEI = 10**18
@@ -203,7 +204,10 @@ def job_checkpoint(
 
 
 # -- long-running agents ---------------------------------------------------------------
-def _run_until_done(agent, conn: Connection, job_id: int, label: str) -> None:
+def _run_until_done(
+    agent, conn: Connection, job_id: int, label: str, *, serve_after: bool = False
+) -> None:
+    """Tick the agent until the job ends (Ctrl-C stops it); providers can keep serving."""
     from agents.roles.loop import start_loops
 
     stop = threading.Event()
@@ -214,12 +218,20 @@ def _run_until_done(agent, conn: Connection, job_id: int, label: str) -> None:
             JobStatus.CANCELLED,
         ):
             time.sleep(2)
+        stop.set()
+        if serve_after and conn.protocol.job_state(job_id).status == JobStatus.COMPLETED:
+            console.print(f"job {job_id} completed; serving inference for it (Ctrl-C stops)")
+            while True:  # the stage host lives as long as this process
+                time.sleep(3600)
     except KeyboardInterrupt:
         console.print(f"{label} stopped")
     finally:
         stop.set()
         for t in threads:
             t.join(timeout=10)
+        close = getattr(agent, "close", None)
+        if close is not None:
+            close()
 
 
 @provider_app.command("run")
@@ -244,14 +256,14 @@ def provider_run(
     agent = ProviderAgent(
         conn.protocol,
         conn.store,
-        store_spec=store or "",
+        store_spec=resolve_store_spec(store),
         job_id=job,
         stage=stage,
         from_block=conn.client.deployment.block,
     )
     agent.join()
     console.print(f"provider {conn.client.address} serves job {job} stage {agent.stage}")
-    _run_until_done(agent, conn, job, "provider")
+    _run_until_done(agent, conn, job, "provider", serve_after=True)
 
 
 @validator_app.command("run")
@@ -269,7 +281,11 @@ def validator_run(
     conn = _conn(rpc, network, keystore, dev_account, store)
     _job_exists(conn, job)
     agent = ValidatorAgent(
-        conn.protocol, conn.store, store or "", job, from_block=conn.client.deployment.block
+        conn.protocol,
+        conn.store,
+        resolve_store_spec(store),
+        job,
+        from_block=conn.client.deployment.block,
     )
     agent.register()
     console.print(f"validator {conn.client.address} audits job {job}")

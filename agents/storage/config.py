@@ -20,6 +20,17 @@ def _looks_like_api(spec: str) -> bool:
     return spec.startswith(("http://", "https://", "/ip4/", "/ip6/", "/dns/", "/dns4/", "/dns6/"))
 
 
+def resolve_store_spec(spec: str | os.PathLike | None = None) -> str:
+    """The concrete spec `open_store(spec)` would use (to hand to another process)."""
+    if spec is not None and os.fspath(spec):
+        return os.fspath(spec)
+    api = os.environ.get("TESSERA_IPFS_API", "").strip()
+    if api:
+        return api
+    folder = os.environ.get("TESSERA_STORE_DIR", "").strip()
+    return folder or str(DEFAULT_STORE_DIR)
+
+
 def open_store(spec: str | os.PathLike | None = None) -> ContentStore:
     """Open the store a spec names.
 
