@@ -203,6 +203,27 @@ def job_checkpoint(
     typer.echo(publish_checkpoint_manifest(conn.protocol, conn.store, job_id))
 
 
+def _join_ray() -> None:
+    """Join the operator's Ray cluster ($RAY_ADDRESS or the local head), or say how to start one."""
+    import os
+
+    import ray
+
+    if ray.is_initialized():
+        return
+    try:
+        ray.init(
+            address=os.environ.get("RAY_ADDRESS", "auto"),
+            namespace="tessera",
+            log_to_driver=False,
+        )
+    except ConnectionError:
+        raise TesseraError(
+            "no Ray cluster to join: start one with `ray start --head` (see README, "
+            "'Scale and trust') or set $RAY_ADDRESS"
+        ) from None
+
+
 # -- long-running agents ---------------------------------------------------------------
 def _run_until_done(
     agent, conn: Connection, job_id: int, label: str, *, serve_after: bool = False
@@ -245,14 +266,11 @@ def provider_run(
     store: Store = None,
 ) -> None:
     """Stake, join a stage of JOB and train it until the job completes."""
-    import ray
-
     from agents.roles.provider import ProviderAgent
 
     conn = _conn(rpc, network, keystore, dev_account, store)
     _job_exists(conn, job)
-    if not ray.is_initialized():
-        ray.init(address="auto", namespace="tessera", log_to_driver=False)
+    _join_ray()
     agent = ProviderAgent(
         conn.protocol,
         conn.store,
@@ -388,14 +406,11 @@ def infer(
     store: Store = None,
 ) -> None:
     """Generate text through the stage holders' pipeline and pay the shareholders for it."""
-    import ray
-
     from agents.roles.gateway import InferenceGateway
 
     conn = _conn(rpc, network, keystore, dev_account, store)
     _job_exists(conn, model)
-    if not ray.is_initialized():
-        ray.init(address="auto", namespace="tessera", log_to_driver=False)
+    _join_ray()
     gw = InferenceGateway(conn.protocol, conn.store, model, price_per_token=parse_tsr(price))
     done = gw.generate(prompt, max_tokens)
     console.print(done.text.decode("utf-8", errors="replace"), markup=False, highlight=False)
