@@ -373,8 +373,10 @@ def up(
         return
     chain = LocalChain(port=port, block_time=block_time).start()
     try:
+        from agents.roles.localnet import FAST_PARAMS
+
         deployer = ChainClient(chain.url, dev_account(0, chain.chain_id))
-        dep = deploy_protocol(deployer)
+        dep = deploy_protocol(deployer, FAST_PARAMS)  # dispute windows of seconds, for dev
         path = save_deployment(dep)
         for i in range(1, 10):
             deployer.send(
