@@ -205,6 +205,7 @@ def job_checkpoint(
 
 def _join_ray() -> None:
     """Join the operator's Ray cluster ($RAY_ADDRESS or the local head), or say how to start one."""
+    import logging
     import os
 
     import ray
@@ -216,6 +217,7 @@ def _join_ray() -> None:
             address=os.environ.get("RAY_ADDRESS", "auto"),
             namespace="tessera",
             log_to_driver=False,
+            logging_level=logging.WARNING,
         )
     except ConnectionError:
         raise TesseraError(
