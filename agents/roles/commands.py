@@ -373,6 +373,12 @@ def up(
         for name, addr in sorted(dep.contracts.items()):
             console.print(f"  {name:13} {addr}")
         return
+    import signal
+
+    def _interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops anvil too, like Ctrl-C
     chain = LocalChain(port=port, block_time=block_time).start()
     try:
         from agents.roles.localnet import FAST_PARAMS
