@@ -237,22 +237,12 @@ class ProviderAgent:
             return
         checkpoint_cid = self.store.add_bytes(result.state_bytes)
         parent_ckpt, parent_record = self._round_start_checkpoint(round_)
-        record = RoundRecord(
-            job_id=self.job_id,
-            round=round_,
-            stage=self.stage,
+        record = result.to_record(
             provider=self.me,
             spec=self.p.job_terms(self.job_id).spec_cid,
+            new_checkpoint=checkpoint_cid,
             parent_checkpoint=parent_ckpt,
             parent_record=parent_record,
-            new_checkpoint=checkpoint_cid,
-            data_shards=result.data_shards,
-            trace_root=result.trace_root,
-            leaves=result.leaves,
-            metrics=result.metrics,
-            determinism=result.determinism,
-            bytes_sent=result.bytes_sent,
-            bytes_received=result.bytes_received,
         )
         record_cid = save_document(self.store, record)
         try:

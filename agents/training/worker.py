@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from agents.lineage.documents import JobSpec, TraceLeaf
+from agents.lineage.documents import JobSpec, RoundRecord, TraceLeaf
 from agents.training import compression
 from agents.training.checkpoint import StageState, state_from_bytes, state_hash, state_to_bytes
 from agents.training.config import DeterminismConfig
@@ -61,6 +61,34 @@ class StageRoundResult:
     bytes_received: int
     data_shards: list[str]
     determinism: DeterminismConfig
+
+    def to_record(
+        self,
+        *,
+        provider: str,
+        spec: str,
+        new_checkpoint: str,
+        parent_checkpoint: str | None = None,
+        parent_record: str | None = None,
+    ) -> RoundRecord:
+        """The RoundRecord of this result, once its checkpoint is stored as `new_checkpoint`."""
+        return RoundRecord(
+            job_id=self.job_id,
+            round=self.round,
+            stage=self.stage,
+            provider=provider,
+            spec=spec,
+            parent_checkpoint=parent_checkpoint,
+            parent_record=parent_record,
+            new_checkpoint=new_checkpoint,
+            data_shards=self.data_shards,
+            trace_root=self.trace_root,
+            leaves=self.leaves,
+            metrics=self.metrics,
+            determinism=self.determinism,
+            bytes_sent=self.bytes_sent,
+            bytes_received=self.bytes_received,
+        )
 
 
 @dataclass

@@ -23,21 +23,10 @@ REPO = Path(__file__).resolve().parents[3]
 
 def _record(store, result, spec) -> tuple[RoundRecord, str]:
     spec_cid = store.put_json(spec.model_dump(mode="json"))
-    record = RoundRecord(
-        job_id=result.job_id,
-        round=result.round,
-        stage=result.stage,
+    record = result.to_record(
         provider="0x" + f"{result.stage + 1:040x}",
         spec=spec_cid,
-        parent_checkpoint=None,
         new_checkpoint=store.add_bytes(result.state_bytes),
-        data_shards=result.data_shards,
-        trace_root=result.trace_root,
-        leaves=result.leaves,
-        metrics=result.metrics,
-        determinism=result.determinism,
-        bytes_sent=result.bytes_sent,
-        bytes_received=result.bytes_received,
     )
     return record, store.put_json(record.model_dump(mode="json"))
 

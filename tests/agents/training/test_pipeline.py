@@ -19,17 +19,10 @@ from agents.training.worker import StageWorker
 
 def _records(results, spec_cid: str) -> list[RoundRecord]:
     return [
-        RoundRecord(
-            job_id=r.job_id,
-            round=r.round,
-            stage=r.stage,
+        r.to_record(
             provider="0x" + "00" * 19 + f"{r.stage + 1:02x}",
             spec=spec_cid,
-            parent_checkpoint=None,
             new_checkpoint=spec_cid,
-            trace_root=r.trace_root,
-            leaves=r.leaves,
-            determinism=r.determinism,
         )
         for r in results
     ]
