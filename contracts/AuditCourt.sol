@@ -192,7 +192,40 @@ contract AuditCourt is IAuditCourt, ReentrancyGuardTransient {
         bytes32 leafHash,
         bytes32[] calldata proof
     ) external nonReentrant returns (uint256 disputeId) {
-        address provider = _verifyTarget(jobId, round, stage, leafIndex, leafHash, proof);
+        (address provider, bytes32 root) = _target(jobId, round, stage);
+        if (!provesLeaf(root, leafIndex, leafHash, proof)) {
+            revert LeafNotInRoot(root, leafNode(leafIndex, leafHash));
+        }
+        disputeId = _open(jobId, round, stage, leafIndex, leafHash, provider);
+    }
+
+    /// @notice Challenges leaf `leafIndex` of a commitment whose leaves cannot be proven (the
+    ///         published round record does not match the committed root). The provider must
+    ///         reveal the leaf hash with its Merkle proof (`revealLeaf`) before the response
+    ///         deadline, or anyone can have it slashed; a revealed leaf then goes to the
+    ///         committee like any other challenge. Pulls `challengeBond`.
+    /// @param jobId Job.
+    /// @param round Sealed round, inside its challenge window.
+    /// @param stage Challenged stage.
+    /// @param leafIndex Leaf to reveal.
+    /// @return disputeId The new dispute.
+    function challengeIndex(uint256 jobId, uint32 round, uint32 stage, uint256 leafIndex)
+        external
+        nonReentrant
+        returns (uint256 disputeId)
+    {
+        (address provider,) = _target(jobId, round, stage);
+        disputeId = _open(jobId, round, stage, leafIndex, bytes32(0), provider);
+    }
+
+    function _open(
+        uint256 jobId,
+        uint32 round,
+        uint32 stage,
+        uint256 leafIndex,
+        bytes32 leafHash,
+        address provider
+    ) private returns (uint256 disputeId) {
         bytes32 key = keccak256(abi.encode(jobId, round, stage, leafIndex));
         if (_leafDispute[key] != 0) revert LeafAlreadyDisputed(_leafDispute[key]);
         if (market.recordAuditSeed(jobId, round) == bytes32(0)) {
@@ -219,10 +252,39 @@ contract AuditCourt is IAuditCourt, ReentrancyGuardTransient {
 
     /// @notice The accused provider answers with the CID of its audit bundle before the response
     ///         deadline; the committee is drawn and voting opens.
-    /// @param disputeId Dispute.
+    /// @param disputeId Dispute (its leaf must be known: see `revealLeaf`).
     /// @param bundleCID CID of the audit bundle (non-empty).
     function respond(uint256 disputeId, string calldata bundleCID) external {
-        Dispute storage d = _dispute(disputeId);
+        Dispute storage d = _answerable(disputeId);
+        if (d.leafHash == bytes32(0)) revert LeafNotRevealed(disputeId);
+        _answer(d, disputeId, bundleCID);
+    }
+
+    /// @notice Answers a `challengeIndex` dispute: reveals the leaf hash at the challenged
+    ///         index with its Merkle proof against the committed root, and the audit bundle.
+    /// @param disputeId Dispute opened by `challengeIndex`.
+    /// @param leafHash The committed leaf hash at the challenged index.
+    /// @param proof Its Merkle proof.
+    /// @param bundleCID CID of the audit bundle (non-empty).
+    function revealLeaf(
+        uint256 disputeId,
+        bytes32 leafHash,
+        bytes32[] calldata proof,
+        string calldata bundleCID
+    ) external {
+        Dispute storage d = _answerable(disputeId);
+        if (d.leafHash != bytes32(0)) revert LeafAlreadyRevealed(disputeId);
+        (bytes32 root,,,,,) = market.auditTarget(d.jobId, d.round, d.stage);
+        if (!provesLeaf(root, d.leafIndex, leafHash, proof)) {
+            revert LeafNotInRoot(root, leafNode(d.leafIndex, leafHash));
+        }
+        d.leafHash = leafHash;
+        emit LeafRevealed(disputeId, leafHash);
+        _answer(d, disputeId, bundleCID);
+    }
+
+    function _answerable(uint256 disputeId) private view returns (Dispute storage d) {
+        d = _dispute(disputeId);
         if (d.status != DisputeStatus.Open) revert WrongDisputeStatus(disputeId, d.status);
         if (msg.sender != d.provider) revert NotAccused(disputeId, msg.sender, d.provider);
         // solhint-disable-next-line not-rely-on-time
@@ -230,7 +292,12 @@ contract AuditCourt is IAuditCourt, ReentrancyGuardTransient {
         if (nowTime > d.responseDeadline) {
             revert DeadlinePassed(disputeId, d.responseDeadline, nowTime);
         }
+    }
+
+    function _answer(Dispute storage d, uint256 disputeId, string calldata bundleCID) private {
         if (bytes(bundleCID).length == 0) revert EmptyBundle(disputeId);
+        // solhint-disable-next-line not-rely-on-time
+        uint64 nowTime = uint64(block.timestamp);
         d.status = DisputeStatus.Voting;
         d.bundleCID = bundleCID;
         d.commitDeadline = nowTime + commitVoteWindow;
@@ -527,15 +594,11 @@ contract AuditCourt is IAuditCourt, ReentrancyGuardTransient {
 
     /// @dev Checks the challenge window, the commitment and the Merkle proof; returns the
     ///      accused provider.
-    function _verifyTarget(
-        uint256 jobId,
-        uint32 round,
-        uint32 stage,
-        uint256 leafIndex,
-        bytes32 leafHash,
-        bytes32[] calldata proof
-    ) private view returns (address provider) {
-        bytes32 root;
+    function _target(uint256 jobId, uint32 round, uint32 stage)
+        private
+        view
+        returns (address provider, bytes32 root)
+    {
         bool slashed;
         uint64 start;
         uint64 end;
@@ -547,9 +610,6 @@ contract AuditCourt is IAuditCourt, ReentrancyGuardTransient {
         }
         if (root == bytes32(0) || slashed) revert NothingToChallenge(jobId, round, stage);
         if (msg.sender == provider) revert SelfChallenge(provider);
-        if (!provesLeaf(root, leafIndex, leafHash, proof)) {
-            revert LeafNotInRoot(root, leafNode(leafIndex, leafHash));
-        }
     }
 
     function _dispute(uint256 disputeId) private view returns (Dispute storage d) {

@@ -333,6 +333,25 @@ class Protocol:
         )
         return int(events[0]["args"]["disputeId"])
 
+    def challenge_index(self, job_id: int, round_: int, stage: int, leaf_index: int) -> int:
+        """Approve the bond and challenge a leaf nobody can prove; returns the dispute id."""
+        self.approve("AuditCourt", int(self.client.call("AuditCourt", "challengeBond")))
+        receipt = self.client.send(
+            "AuditCourt", "challengeIndex", job_id, round_, stage, leaf_index
+        )
+        events = (
+            self.client.contract("AuditCourt")
+            .events.ChallengeOpened()
+            .process_receipt(receipt, errors=DISCARD)
+        )
+        return int(events[0]["args"]["disputeId"])
+
+    def reveal_leaf(
+        self, dispute_id: int, leaf_hash: bytes, proof: list[bytes], bundle_cid: str
+    ) -> None:
+        """Answer a challengeIndex dispute: the leaf hash, its proof and the bundle."""
+        self.client.send("AuditCourt", "revealLeaf", dispute_id, leaf_hash, proof, bundle_cid)
+
     def respond(self, dispute_id: int, bundle_cid: str) -> None:
         self.client.send("AuditCourt", "respond", dispute_id, bundle_cid)
 

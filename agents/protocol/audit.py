@@ -24,6 +24,7 @@ class Finding:
     stage: int
     leaf: int | None
     reason: str
+    provable: bool = True  # False: the leaf must be challenged by index (challengeIndex)
 
 
 def check_record(

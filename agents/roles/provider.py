@@ -29,7 +29,7 @@ from agents.lineage.documents import JobSpec, RoundRecord
 from agents.protocol.rounds import Phase
 from agents.roles.keeper import Keeper
 from agents.roles.stage_host import StageHost, host_actor_name
-from agents.training.traces import sample_leaves
+from agents.training.traces import leaf_hash, sample_leaves, trace_tree
 from agents.training.worker import Fault
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,7 @@ class Misbehaviour(Enum):
     """Protocol-level cheats (training-level ones are `agents.training.worker.Fault`)."""
 
     WITHHOLD_BUNDLES = "withhold-bundles"  # never publish audit bundles nor answer challenges
+    GARBAGE_RECORD = "garbage-record"  # commit the real root, publish a record that lies
 
 
 @dataclass
@@ -244,6 +245,12 @@ class ProviderAgent:
             parent_checkpoint=parent_ckpt,
             parent_record=parent_record,
         )
+        if self._cheating(Misbehaviour.GARBAGE_RECORD, round_):
+            # Claims other outputs than it committed: nobody can prove a leaf against the root.
+            forged = [
+                leaf.model_copy(update={"output": "0x" + "ee" * 32}) for leaf in record.leaves
+            ]
+            record = record.model_copy(update={"leaves": forged})
         record_cid = save_document(self.store, record)
         try:
             self.p.commit_round(self.job_id, round_, self.stage, result.trace_root, record_cid)
@@ -301,7 +308,17 @@ class ProviderAgent:
                 continue  # wait for the driver to retrain the round after a restart
             bundle = ray.get(self.host().make_audit_bundle.remote([d.leaf_index]))
             try:
-                self.p.respond(dispute_id, bundle)
+                if int(d.leaf_hash, 16) == 0:  # challenged by index: reveal the committed leaf
+                    result = ray.get(self.host().take_result.remote(self.job_id, d.round))
+                    tree = trace_tree(result.leaves)
+                    self.p.reveal_leaf(
+                        dispute_id,
+                        leaf_hash(result.leaves[d.leaf_index]),
+                        tree.proof(d.leaf_index),
+                        bundle,
+                    )
+                else:
+                    self.p.respond(dispute_id, bundle)
             except RevertError as exc:
                 self.stats.notes.append(f"respond to dispute {dispute_id}: {exc}")
             self._pending_challenges.discard(dispute_id)

@@ -175,8 +175,17 @@ class ValidatorAgent:
         if not done:  # structural checks once per round
             complete = [rec for _, _, rec, _ in records if rec is not None]
             for stage, _, rec, root in records:
-                if rec is not None:
-                    findings += check_record(rec, root, self._expected_parent(stage, round_))
+                if rec is None:
+                    continue
+                for f in check_record(rec, root, self._expected_parent(stage, round_)):
+                    if f.leaf is None:  # nothing provable: make the provider reveal a leaf
+                        n = (
+                            self._spec().training.steps_per_round
+                            * self._spec().training.micro_batches
+                        )
+                        leaf = sample_leaves(seed, stage, terms.audit_leaves, n)[0]
+                        f = Finding(stage, leaf, f.reason, provable=False)
+                    findings.append(f)
             if len(complete) == len(records):
                 findings += check_boundaries(complete)
         give_up_on_bundles = self.p.client.now() > view.sealed_at + terms.challenge_window // 2
@@ -225,18 +234,19 @@ class ValidatorAgent:
         for f in findings:
             rec = by_stage.get(f.stage)
             if f.leaf is None or rec is None or f.stage in challenged:
-                if f.leaf is None:
-                    self.stats.notes.append(f"stage {f.stage}: {f.reason} (not provable on-chain)")
                 continue
             if self._already_disputed(round_, f.stage):
                 challenged.add(f.stage)
                 continue
-            tree = trace_tree(rec.leaves)
-            leaf = rec.leaves[f.leaf]
             try:
-                dispute_id = self.p.challenge(
-                    self.job_id, round_, f.stage, f.leaf, leaf_hash(leaf), tree.proof(f.leaf)
-                )
+                if f.provable:
+                    tree = trace_tree(rec.leaves)
+                    proof = tree.proof(f.leaf)
+                    dispute_id = self.p.challenge(
+                        self.job_id, round_, f.stage, f.leaf, leaf_hash(rec.leaves[f.leaf]), proof
+                    )
+                else:
+                    dispute_id = self.p.challenge_index(self.job_id, round_, f.stage, f.leaf)
             except RevertError as exc:
                 self.stats.notes.append(f"challenge of stage {f.stage} refused: {exc}")
                 continue

@@ -59,6 +59,10 @@ interface IAuditCourt {
     error DeadlineNotReached(uint256 disputeId, uint64 deadline, uint64 nowTime);
     /// @notice The bundle CID is empty.
     error EmptyBundle(uint256 disputeId);
+    /// @notice The dispute came from `challengeIndex`: answer it with `revealLeaf`.
+    error LeafNotRevealed(uint256 disputeId);
+    /// @notice The dispute's leaf is already known: answer it with `respond`.
+    error LeafAlreadyRevealed(uint256 disputeId);
     /// @notice `caller` is not on the committee of the dispute.
     error NotCommitteeMember(uint256 disputeId, address caller);
     /// @notice `voter` already committed a vote.
@@ -76,6 +80,8 @@ interface IAuditCourt {
     event ValidatorRegistered(address indexed account, uint256 stakeLocked);
     /// @notice `account` deregistered; its validator lock was released.
     event ValidatorDeregistered(address indexed account);
+    /// @notice The accused provider revealed `leafHash` at the challenged index (proven).
+    event LeafRevealed(uint256 indexed disputeId, bytes32 leafHash);
     /// @notice `challenger` disputed leaf `leafIndex` of `stage` in `round`.
     event ChallengeOpened(
         uint256 indexed disputeId,

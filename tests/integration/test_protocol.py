@@ -203,3 +203,36 @@ def test_compressed_boundaries_train_and_audit_clean(net, dataset, compression):
         raise
     finally:
         run.stop()
+
+
+def test_record_that_does_not_match_its_root_is_challenged_by_index(net, dataset):
+    """A provider commits its real root but publishes a lying record: no leaf can be proven
+    against the root, so validators challenge an index; the provider must reveal the leaf,
+    the committee finds the record does not contain it, and the provider is slashed."""
+    run = start_job(
+        net,
+        tiny_spec(dataset, 2),
+        terms(2),
+        owner_index=OWNER,
+        provider_indices=PROVIDERS[:2],
+        validator_indices=VALIDATORS,
+        standby_indices=STANDBYS[:1],
+        faults={1: ("garbage-record", (0,))},
+    )
+    try:
+        state = drive(net, run, timeout=400)
+        p = run.owner.protocol
+        assert state.status == JobStatus.COMPLETED
+        resolved = _events(p, "AuditCourt", "DisputeResolved", run.job_id)
+        assert [bool(e.args["providerSlashed"]) for e in resolved] == [True]
+        d = p.dispute(int(resolved[0].args["disputeId"]))
+        assert (d.round, d.stage, d.provider) == (0, 1, net.address(PROVIDERS[1]))
+        assert _events(p, "AuditCourt", "LeafRevealed", 0)  # it was challenged by index
+        assert p.commitment(run.job_id, 0, 1).slashed
+        assert p.stage_provider(run.job_id, 1) == net.address(STANDBYS[0])
+    except BaseException:
+        for snap in run.snapshots():
+            print(snap["kind"], snap["address"][:10], snap.get("stage"), snap["notes"][-5:])
+        raise
+    finally:
+        run.stop()
