@@ -22,8 +22,9 @@ TRIAGED = {
     ("reentrancy-no-eth", "AuditCourt.resolve"): "callees are the protocol's own contracts",
     ("reentrancy-no-eth", "AuditCourt.slashUnanswered"): "callees are the protocol's own contracts",
     ("reentrancy-no-eth", "JobMarket.finalizeRound"): "parking is the catch branch of the mint",
-    ("unused-return", "AuditCourt._verifyTarget"): "multi-value view, fields read as needed",
-    ("unused-return", "AuditCourt.respond"): "multi-value view, fields read as needed",
+    ("unused-return", "AuditCourt._target"): "multi-value view, fields read as needed",
+    ("unused-return", "AuditCourt._answer"): "multi-value view, fields read as needed",
+    ("unused-return", "AuditCourt.revealLeaf"): "multi-value view, fields read as needed",
 }
 
 

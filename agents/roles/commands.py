@@ -437,7 +437,10 @@ def demo(
     cheat_stage: Annotated[int, typer.Option(help="stage whose provider cheats")] = 1,
     cheat_round: Annotated[int, typer.Option(help="round (0-based) it cheats in")] = 1,
     cheat: Annotated[
-        str, typer.Option(help="fake-gradient | skip-steps | wrong-data | withhold-bundles")
+        str,
+        typer.Option(
+            help="fake-gradient | skip-steps | wrong-data | withhold-bundles | garbage-record"
+        ),
     ] = "fake-gradient",
     no_cheat: Annotated[bool, typer.Option("--no-cheat", help="everyone is honest")] = False,
     compression: Annotated[str, typer.Option(help="none | int8 | topk")] = "int8",
