@@ -39,6 +39,26 @@ def _check_stages(stages: Sequence[int], num_stages: Sequence[int]) -> None:
         )
 
 
+def _generate(
+    prompt: bytes,
+    max_new_tokens: int,
+    seq_len: int,
+    next_logits,
+    *,
+    temperature: float,
+    seed: int,
+) -> bytes:
+    """Continue `prompt` byte by byte; `next_logits(window)` runs the stages forward."""
+    gen = torch.Generator().manual_seed(seed)
+    out = bytearray(prompt)
+    if not out:
+        raise PipelineError("generation needs a non-empty prompt")
+    for _ in range(max_new_tokens):
+        window = np.array([list(out[-seq_len:])], dtype=np.int64)
+        out.append(_sample(next_logits(window), temperature, gen))
+    return bytes(out)
+
+
 def _sample(logits: torch.Tensor, temperature: float, gen: torch.Generator | None) -> int:
     if temperature <= 0:
         return int(torch.argmax(logits[0]))
@@ -80,16 +100,21 @@ class InProcessPipeline:
         self, prompt: bytes, max_new_tokens: int, *, temperature: float = 0.0, seed: int = 0
     ) -> bytes:
         """Continue `prompt` byte by byte through the stages (forward only, no trace)."""
-        gen = torch.Generator().manual_seed(seed)
-        out = bytearray(prompt)
-        if not out:
-            raise PipelineError("generation needs a non-empty prompt")
-        for _ in range(max_new_tokens):
-            x = torch.tensor([list(out[-self.spec.model.seq_len :])], dtype=torch.int64)
+
+        def next_logits(window: np.ndarray) -> torch.Tensor:
+            x = torch.from_numpy(window)
             for w in self.workers:
                 x = w.infer(x)
-            out.append(_sample(x, temperature, gen))
-        return bytes(out)
+            return x
+
+        return _generate(
+            prompt,
+            max_new_tokens,
+            self.spec.model.seq_len,
+            next_logits,
+            temperature=temperature,
+            seed=seed,
+        )
 
 
 def to_wire(payload: Any) -> Any:
@@ -271,14 +296,13 @@ class RayPipeline:
         self, prompt: bytes, max_new_tokens: int, *, temperature: float = 0.0, seed: int = 0
     ) -> bytes:
         """Continue `prompt` through the stage actors (one driver get per token)."""
-        gen = torch.Generator().manual_seed(seed)
-        out = bytearray(prompt)
-        if not out:
-            raise PipelineError("generation needs a non-empty prompt")
-        for _ in range(max_new_tokens):
-            x: Any = np.array([list(out[-self.seq_len :])], dtype=np.int64)
+
+        def next_logits(window: np.ndarray) -> torch.Tensor:
+            x: Any = window
             for a in self.actors:
                 x = a.infer.remote(x)
-            logits = torch.from_numpy(np.array(self._ray.get(x)))
-            out.append(_sample(logits, temperature, gen))
-        return bytes(out)
+            return torch.from_numpy(np.array(self._ray.get(x)))
+
+        return _generate(
+            prompt, max_new_tokens, self.seq_len, next_logits, temperature=temperature, seed=seed
+        )

@@ -28,7 +28,7 @@ from agents.lineage.documents import TraceLeaf
 from agents.training.merkle import MerkleError, MerkleTree, to_bytes32
 
 _LEAF_TYPES = ["uint256", "uint256"] + ["bytes32"] * 7
-_HASH_FIELDS = (
+LEAF_HASH_FIELDS = (
     "params_before",
     "input",
     "output",
@@ -42,7 +42,9 @@ _HASH_FIELDS = (
 def leaf_hash(leaf: TraceLeaf) -> bytes:
     """keccak256(abi.encode(step, micro_batch, params_before, input, output, grad_in,
     grad_out, params_after, data_ref)) — the leafHash the contracts see."""
-    values = [leaf.step, leaf.micro_batch] + [to_bytes32(getattr(leaf, f)) for f in _HASH_FIELDS]
+    values = [leaf.step, leaf.micro_batch] + [
+        to_bytes32(getattr(leaf, f)) for f in LEAF_HASH_FIELDS
+    ]
     return keccak(abi_encode(_LEAF_TYPES, values))
 
 

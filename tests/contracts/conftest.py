@@ -11,7 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from contract_helpers import JOB_DEFAULTS, TEST_PARAMS, fund
+from contract_helpers import JOB_DEFAULTS, TEST_PARAMS, commit_all, fill, fund, post_job
 
 _DEPLOY = Path(__file__).resolve().parents[2] / "scripts" / "deploy.py"
 
@@ -98,3 +98,16 @@ def funded(protocol, job_owner, providers, validators, challenger):
 @pytest.fixture
 def job_defaults():
     return dict(JOB_DEFAULTS)
+
+
+@pytest.fixture
+def sealed(funded, providers, validators, job_owner, chain):
+    """Job with 2 stages, round 0 committed and sealed, 4 validators registered before."""
+    p = funded
+    for v in validators:
+        p.court.registerValidator({"from": v})
+    job = post_job(p, job_owner)
+    fill(p, job, providers[:2])
+    trees = commit_all(p, job, 0, providers[:2])
+    chain.mine(2)
+    return job, trees

@@ -176,14 +176,9 @@ def test_withdrawing_stake_to_dodge_a_pending_challenge_fails(
     assert p.stakes.stakeOf(cheat) == 100 * E18  # 200 locked - 100 slashed
 
 
-def test_replaying_a_reveal_fails(funded, providers, validators, job_owner, challenger, chain):
+def test_replaying_a_reveal_fails(funded, sealed, providers, challenger, chain):
     p = funded
-    for v in validators:
-        p.court.registerValidator({"from": v})
-    job = post_job(p, job_owner)
-    fill(p, job, providers[:2])
-    trees = commit_all(p, job, 0, providers[:2])
-    chain.mine(2)
+    job, trees = sealed
     t = trees[1]
     for leaf in (1, 2):
         p.court.challenge(job, 0, 1, leaf, t.leaf_hashes[leaf], t.proof(leaf), {"from": challenger})

@@ -26,19 +26,6 @@ def _sleep(chain, seconds):
     chain.mine()
 
 
-@pytest.fixture
-def sealed(funded, providers, validators, job_owner, chain):
-    """Job with 2 stages, round 0 committed and sealed, 4 validators registered before."""
-    p = funded
-    for v in validators:
-        p.court.registerValidator({"from": v})
-    job = post_job(p, job_owner)
-    fill(p, job, providers[:2])
-    trees = commit_all(p, job, 0, providers[:2])
-    chain.mine(2)
-    return job, trees
-
-
 def _challenge(p, job, trees, who, stage=1, leaf=3):
     tree = trees[stage]
     return p.court.challenge(

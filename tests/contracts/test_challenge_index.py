@@ -11,22 +11,11 @@ no reveal before the deadline -> slashUnanswered slashes the provider.
 """
 
 import brownie
-from contract_helpers import commit_all, fill, post_job
 
 
-def _sealed(p, job_owner, providers, validators, chain):
-    for v in validators:
-        p.court.registerValidator({"from": v})
-    job = post_job(p, job_owner)
-    fill(p, job, providers[:2])
-    trees = commit_all(p, job, 0, providers[:2])
-    chain.mine(2)
-    return job, trees
-
-
-def test_reveal_then_committee(funded, job_owner, providers, validators, challenger, chain):
+def test_reveal_then_committee(funded, sealed, providers, challenger, chain):
     p = funded
-    job, trees = _sealed(p, job_owner, providers, validators, chain)
+    job, trees = sealed
     tree = trees[1]
     tx = p.court.challengeIndex(job, 0, 1, 2, {"from": challenger})
     d = tx.events["ChallengeOpened"]["disputeId"]
@@ -44,11 +33,9 @@ def test_reveal_then_committee(funded, job_owner, providers, validators, challen
     assert p.court.dispute(d)[4] == "0x" + tree.leaf_hashes[2].hex()
 
 
-def test_proven_challenge_cannot_be_revealed(
-    funded, job_owner, providers, validators, challenger, chain
-):
+def test_proven_challenge_cannot_be_revealed(funded, sealed, providers, challenger, chain):
     p = funded
-    job, trees = _sealed(p, job_owner, providers, validators, chain)
+    job, trees = sealed
     tree = trees[1]
     tx = p.court.challenge(job, 0, 1, 1, tree.leaf_hashes[1], tree.proof(1), {"from": challenger})
     d = tx.events["ChallengeOpened"]["disputeId"]
@@ -56,9 +43,9 @@ def test_proven_challenge_cannot_be_revealed(
         p.court.revealLeaf(d, tree.leaf_hashes[1], tree.proof(1), "b", {"from": providers[1]})
 
 
-def test_unrevealed_leaf_is_slashed(funded, job_owner, providers, validators, challenger, chain):
+def test_unrevealed_leaf_is_slashed(funded, sealed, providers, challenger, chain):
     p = funded
-    job, _ = _sealed(p, job_owner, providers, validators, chain)
+    job, _ = sealed
     stake_before = p.stakes.stakeOf(providers[1])
     d = p.court.challengeIndex(job, 0, 1, 0, {"from": challenger}).events["ChallengeOpened"][
         "disputeId"
