@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from agents.lineage.documents import AuditPolicy, JobSpec
 from agents.roles.jobfile import TermsInput
+from agents.roles.localnet import start_job
 from agents.training.config import (
     CompressionConfig,
     DeterminismConfig,
@@ -50,3 +53,17 @@ def terms(rounds: int, *, challenge_window: int = 20) -> TermsInput:
         owner_share_bps=1000,
         validator_pool=10,
     )
+
+
+@contextlib.contextmanager
+def job_running(net, spec: JobSpec, job_terms: TermsInput, **kw):
+    """`start_job`; if the test fails, print each agent's last notes; always stop the agents."""
+    run = start_job(net, spec, job_terms, **kw)
+    try:
+        yield run
+    except BaseException:
+        for snap in run.snapshots():
+            print(snap["kind"], snap["address"][:10], snap.get("stage"), snap["notes"][-5:])
+        raise
+    finally:
+        run.stop()

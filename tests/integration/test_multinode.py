@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import pytest
 import ray
-from integration_helpers import EVERYONE, OWNER, PROVIDERS, VALIDATORS, terms, tiny_spec
+from integration_helpers import (
+    EVERYONE,
+    OWNER,
+    PROVIDERS,
+    VALIDATORS,
+    job_running,
+    terms,
+    tiny_spec,
+)
 from ray.cluster_utils import Cluster
 
 from agents.chain.protocol import JobStatus
-from agents.roles.localnet import drive, local_net, start_job
+from agents.roles.localnet import drive, local_net
 from agents.roles.stage_host import host_actor_name
 
 
@@ -42,7 +50,7 @@ def test_agents_run_on_their_own_nodes(tmp_path, cluster):
             VALIDATORS[0]: {"site-head": 0.01},
             VALIDATORS[1]: {"site-head": 0.01},
         }
-        run = start_job(
+        with job_running(
             net,
             tiny_spec(dataset, 2),
             terms(1, challenge_window=15),
@@ -50,8 +58,7 @@ def test_agents_run_on_their_own_nodes(tmp_path, cluster):
             provider_indices=PROVIDERS[:2],
             validator_indices=VALIDATORS[:2],
             resources=placement,
-        )
-        try:
+        ) as run:
             assert drive(net, run, timeout=300).status == JobStatus.COMPLETED
             nodes = {n["NodeID"]: n["Resources"] for n in ray.nodes() if n["Alive"]}
             snaps = run.snapshots()
@@ -64,5 +71,3 @@ def test_agents_run_on_their_own_nodes(tmp_path, cluster):
                 host_node = ray.get(host.node_id.remote())
                 assert site in nodes[host_node], "the stage host runs beside its provider"
                 assert p.commitment(run.job_id, 0, stage).exists
-        finally:
-            run.stop()

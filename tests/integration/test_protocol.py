@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import pytest
 import ray
-from integration_helpers import OWNER, PAYER, PROVIDERS, STANDBYS, VALIDATORS, terms, tiny_spec
+from integration_helpers import (
+    OWNER,
+    PAYER,
+    PROVIDERS,
+    STANDBYS,
+    VALIDATORS,
+    job_running,
+    terms,
+    tiny_spec,
+)
 
 from agents.chain.protocol import JobStatus
 from agents.lineage import load_document
 from agents.lineage.documents import RoundRecord
 from agents.protocol.shares import pro_rata
 from agents.roles.gateway import InferenceGateway
-from agents.roles.localnet import drive, start_job
+from agents.roles.localnet import drive
 
 WEI = 10**18
 
@@ -22,15 +31,14 @@ def _events(p, contract, name, job):
 
 def test_honest_job_finalizes_pays_and_serves_inference(net, dataset):
     spec = tiny_spec(dataset, 3)
-    run = start_job(
+    with job_running(
         net,
         spec,
         terms(2),
         owner_index=OWNER,
         provider_indices=PROVIDERS[:3],
         validator_indices=VALIDATORS[:2],
-    )
-    try:
+    ) as run:
         state = drive(net, run, timeout=300)
         p = run.owner.protocol
         assert state.status == JobStatus.COMPLETED
@@ -68,12 +76,6 @@ def test_honest_job_finalizes_pays_and_serves_inference(net, dataset):
             assert abs(claimed - expected) <= 2
             assert h.balance() - before == claimed
             assert h.claimable(run.job_id) == 0
-    except BaseException:
-        for snap in run.snapshots():
-            print(snap["kind"], snap["address"][:10], snap.get("stage"), snap["notes"][-5:])
-        raise
-    finally:
-        run.stop()
 
 
 CHEATS = {
@@ -87,7 +89,7 @@ CHEATS = {
 def test_every_kind_of_cheater_is_slashed_and_replaced(net, dataset):
     """Four stages cheat four different ways in round 1; all are caught and replaced."""
     spec = tiny_spec(dataset, 4)
-    run = start_job(
+    with job_running(
         net,
         spec,
         terms(3, challenge_window=25),
@@ -96,8 +98,7 @@ def test_every_kind_of_cheater_is_slashed_and_replaced(net, dataset):
         validator_indices=VALIDATORS,
         standby_indices=STANDBYS[:4],
         faults={stage: (kind, (1,)) for stage, kind in CHEATS.items()},
-    )
-    try:
+    ) as run:
         state = drive(net, run, timeout=600)
         p = run.owner.protocol
         assert state.status == JobStatus.COMPLETED
@@ -128,29 +129,22 @@ def test_every_kind_of_cheater_is_slashed_and_replaced(net, dataset):
         # Honest validators were never slashed and the cheaters lost stake.
         for idx in PROVIDERS[:4]:
             assert p.stake_of(net.address(idx)) < 10_000 * WEI
-    except BaseException:
-        for snap in run.snapshots():
-            print(snap["kind"], snap["address"][:10], snap.get("stage"), snap["notes"][-5:])
-        raise
-    finally:
-        run.stop()
 
 
 def test_provider_killed_mid_round_restarts_and_loses_nothing(net, dataset):
     import time
 
     spec = tiny_spec(dataset, 3)
-    run = start_job(
+    with job_running(
         net,
         spec,
         terms(2),
         owner_index=OWNER,
         provider_indices=PROVIDERS[:3],
         validator_indices=VALIDATORS[:2],
-    )
-    p = run.owner.protocol
-    victim_stage, victim = 1, PROVIDERS[1]
-    try:
+    ) as run:
+        p = run.owner.protocol
+        victim_stage, victim = 1, PROVIDERS[1]
         # Wait for round 0 to be under way, then kill the stage-1 provider and its host.
         deadline = time.monotonic() + 120
         while p.job_state(run.job_id).status != JobStatus.RUNNING:
@@ -172,44 +166,31 @@ def test_provider_killed_mid_round_restarts_and_loses_nothing(net, dataset):
         assert sorted(int(e.args["round"]) for e in commits) == [0, 1]  # no gap, no double
         assert p.shares_of(run.job_id, net.address(victim)) == 2000
         assert not _events(p, "AuditCourt", "ChallengeOpened", run.job_id)
-    except BaseException:
-        for snap in run.snapshots():
-            print(snap["kind"], snap["address"][:10], snap.get("stage"), snap["notes"][-5:])
-        raise
-    finally:
-        run.stop()
 
 
 @pytest.mark.parametrize("compression", ["topk"])
 def test_compressed_boundaries_train_and_audit_clean(net, dataset, compression):
     spec = tiny_spec(dataset, 2, compression=compression)
-    run = start_job(
+    with job_running(
         net,
         spec,
         terms(1),
         owner_index=OWNER,
         provider_indices=PROVIDERS[:2],
         validator_indices=VALIDATORS[:2],
-    )
-    try:
+    ) as run:
         assert drive(net, run, timeout=240).status == JobStatus.COMPLETED
         p = run.owner.protocol
         assert not _events(p, "AuditCourt", "ChallengeOpened", run.job_id)
         rec = load_document(net.store, p.commitment(run.job_id, 0, 0).record_cid, RoundRecord)
         assert rec.bytes_sent > 0
-    except BaseException:
-        for snap in run.snapshots():
-            print(snap["kind"], snap["address"][:10], snap.get("stage"), snap["notes"][-5:])
-        raise
-    finally:
-        run.stop()
 
 
 def test_record_that_does_not_match_its_root_is_challenged_by_index(net, dataset):
     """A provider commits its real root but publishes a lying record: no leaf can be proven
     against the root, so validators challenge an index; the provider must reveal the leaf,
     the committee finds the record does not contain it, and the provider is slashed."""
-    run = start_job(
+    with job_running(
         net,
         tiny_spec(dataset, 2),
         terms(2),
@@ -218,8 +199,7 @@ def test_record_that_does_not_match_its_root_is_challenged_by_index(net, dataset
         validator_indices=VALIDATORS,
         standby_indices=STANDBYS[:1],
         faults={1: ("garbage-record", (0,))},
-    )
-    try:
+    ) as run:
         state = drive(net, run, timeout=400)
         p = run.owner.protocol
         assert state.status == JobStatus.COMPLETED
@@ -230,9 +210,3 @@ def test_record_that_does_not_match_its_root_is_challenged_by_index(net, dataset
         assert _events(p, "AuditCourt", "LeafRevealed", 0)  # it was challenged by index
         assert p.commitment(run.job_id, 0, 1).slashed
         assert p.stage_provider(run.job_id, 1) == net.address(STANDBYS[0])
-    except BaseException:
-        for snap in run.snapshots():
-            print(snap["kind"], snap["address"][:10], snap.get("stage"), snap["notes"][-5:])
-        raise
-    finally:
-        run.stop()

@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 from flaky_rpc import flaky_rpc
-from integration_helpers import terms, tiny_spec
+from integration_helpers import job_running, terms, tiny_spec
 
 from agents.chain.deployments import load_deployment
 from agents.chain.local import LocalChain
 from agents.chain.protocol import JobStatus
-from agents.roles.localnet import FAST_PARAMS, LocalNet, drive, start_job
+from agents.roles.localnet import FAST_PARAMS, LocalNet, drive
 
 SEPOLIA = 11155111
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,18 +89,15 @@ def test_deploy_then_job_through_a_flaky_rpc(tmp_path, testnet, ray_cluster, mon
         corpus = tmp_path / "c.txt"
         corpus.write_text("to be or not to be\n" * 3000)
         dataset, _ = build_dataset(net.store, corpus, name="c", source="gen", license="CC0-1.0")
-        run = start_job(
+        with job_running(
             net,
             tiny_spec(dataset, 2),
             terms(1, challenge_window=20),
             owner_index=1,
             provider_indices=[2, 3],
             validator_indices=[4, 5],
-        )
-        try:
+        ) as run:
             state = drive(net, run, timeout=400)
-        finally:
-            run.stop()
         assert state.status == JobStatus.COMPLETED
         p = net.protocol(1)
         for stage in range(2):
