@@ -124,6 +124,9 @@ class TraceLeaf(Document):
     `input` of stage s equals `output` of stage s-1 for the same (step,
     micro_batch): stages cross-check each other for free. `data_ref` hashes the
     dataset bytes a micro-batch consumed (stage 0 inputs, last-stage targets).
+    `input_attestation` / `grad_in_attestation` are keccak256 of the sending
+    stage's signature over the payload received (agents.protocol.attestation),
+    zero where there is no sender (stage 0's input, the last stage's gradient).
     """
 
     index: int = Field(ge=0)
@@ -136,6 +139,8 @@ class TraceLeaf(Document):
     grad_out: Hash32
     params_after: Hash32
     data_ref: Hash32
+    input_attestation: Hash32 = "0x" + "00" * 32
+    grad_in_attestation: Hash32 = "0x" + "00" * 32
 
 
 class RoundRecord(Document):

@@ -19,7 +19,7 @@ from pydantic import Field
 
 from agents.lineage.documents import CID, Document, Hash32, JobSpec, RoundRecord
 from agents.training.errors import AuditError, CheckpointError, CompressionError, TrainingError
-from agents.training.traces import LEAF_HASH_FIELDS
+from agents.training.traces import REPLAY_FIELDS
 
 if TYPE_CHECKING:
     from agents.training.worker import StageWorker
@@ -205,7 +205,7 @@ def replay_leaves(
             results[index] = ReplayResult(index, False, (field_name,), why.strip())
             continue
         mine = leaves[index % m]
-        bad = tuple(f for f in LEAF_HASH_FIELDS if getattr(mine, f) != getattr(committed, f))
+        bad = tuple(f for f in REPLAY_FIELDS if getattr(mine, f) != getattr(committed, f))
         detail = "; ".join(
             f"{f}: committed {_short(getattr(committed, f))} recomputed {_short(getattr(mine, f))}"
             for f in bad

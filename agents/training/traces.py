@@ -15,6 +15,11 @@ Conventions a validator relies on (the worker records leaves this way):
 - grad_out: the gradient payload sent to the stage before; stage 0 -> zero hash.
 - data_ref: stage 0 and the last stage -> `data.window_ref` of the micro-batch's
   windows (shard CIDs, offsets and token bytes); middle stages -> zero hash.
+- input_attestation / grad_in_attestation (leaf v2): keccak256 of the 65-byte
+  signature the SENDING stage's provider made over the payload received
+  (`agents.protocol.attestation`); zero hash where there is no sender (stage
+  0's input, the last stage's gradient seed). The receiver records them, so
+  a boundary mismatch names whoever signed the wrong payload.
 """
 
 from __future__ import annotations
@@ -27,7 +32,6 @@ from eth_utils import keccak
 from agents.lineage.documents import TraceLeaf
 from agents.training.merkle import MerkleError, MerkleTree, to_bytes32
 
-_LEAF_TYPES = ["uint256", "uint256"] + ["bytes32"] * 7
 LEAF_HASH_FIELDS = (
     "params_before",
     "input",
@@ -36,12 +40,19 @@ LEAF_HASH_FIELDS = (
     "grad_out",
     "params_after",
     "data_ref",
+    "input_attestation",
+    "grad_in_attestation",
 )
+# Fields a replay recomputes (the attestations are signatures it cannot remake).
+REPLAY_FIELDS = LEAF_HASH_FIELDS[:7]
+_LEAF_TYPES = ["uint256", "uint256"] + ["bytes32"] * len(LEAF_HASH_FIELDS)
 
 
 def leaf_hash(leaf: TraceLeaf) -> bytes:
-    """keccak256(abi.encode(step, micro_batch, params_before, input, output, grad_in,
-    grad_out, params_after, data_ref)) — the leafHash the contracts see."""
+    """Leaf v2: keccak256(abi.encode(uint256 step, uint256 microBatch, bytes32 paramsBefore,
+    bytes32 input, bytes32 output, bytes32 gradIn, bytes32 gradOut, bytes32 paramsAfter,
+    bytes32 dataRef, bytes32 inputAttestation, bytes32 gradInAttestation)) — the leafHash
+    the contracts recompute."""
     values = [leaf.step, leaf.micro_batch] + [
         to_bytes32(getattr(leaf, f)) for f in LEAF_HASH_FIELDS
     ]

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from agents.lineage.documents import JobSpec, RoundRecord, TraceLeaf
+from agents.protocol.attestation import attestation_hash
 from agents.training import compression
 from agents.training.checkpoint import StageState, state_from_bytes, state_hash, state_to_bytes
 from agents.training.config import DeterminismConfig
@@ -103,6 +104,8 @@ class _MicroState:
     loss: torch.Tensor | None = None
     grad_in: str = ""
     grad_out: str = ""
+    input_attestation: str = ZERO_HASH
+    grad_in_attestation: str = ZERO_HASH
 
 
 @dataclass
@@ -320,12 +323,15 @@ class StageWorker:
         payload: Payload | None = None,
         *,
         batch: MicroBatch | None = None,
+        attestation: bytes | None = None,
     ) -> Payload | float:
         """Run the stage forward on one micro-batch.
 
         Stage 0 takes its tokens from `batch` or, when None, reads the seeded
-        window itself; other stages take the previous stage's payload. Returns
-        the payload to send on, or the micro-batch's loss on the last stage.
+        window itself; other stages take the previous stage's payload and, when
+        it came over a transport, the sender's signature over it (`attestation`,
+        recorded in the leaf as its keccak). Returns the payload to send on, or
+        the micro-batch's loss on the last stage.
         """
         self._expect("forward", step, micro_batch)
         t0 = time.perf_counter()
@@ -375,12 +381,18 @@ class StageWorker:
                 input_hash, tensors_hash(sent), data_ref, x_in=x_leaf, out=out
             )
             result = sent
+        self._micro[micro_batch].input_attestation = attestation_hash(attestation)
         self._advance()
         self._compute += time.perf_counter() - t0
         return result
 
     def backward(
-        self, step: int, micro_batch: int, grad_payload: Payload | None = None
+        self,
+        step: int,
+        micro_batch: int,
+        grad_payload: Payload | None = None,
+        *,
+        attestation: bytes | None = None,
     ) -> Payload | None:
         """Backpropagate one micro-batch; returns the gradient payload for the stage before.
 
@@ -400,6 +412,7 @@ class StageWorker:
             if grad_payload is None:
                 raise PipelineError(f"stage {self.stage} needs a gradient payload")
             ms.grad_in = tensors_hash(grad_payload)
+            ms.grad_in_attestation = attestation_hash(attestation)
             self._bytes_received += payload_nbytes(grad_payload)
             log.grads[micro_batch] = grad_payload
             grad = compression.decode(self.spec.compression, grad_payload, self.boundary_shape)
@@ -453,6 +466,8 @@ class StageWorker:
                     grad_out=ms.grad_out,
                     params_after=after,
                     data_ref=ms.data_ref,
+                    input_attestation=ms.input_attestation,
+                    grad_in_attestation=ms.grad_in_attestation,
                 )
             )
         if self.is_last:

@@ -10,7 +10,7 @@ from eth_utils import keccak
 
 from agents.lineage.documents import TraceLeaf
 from agents.training.merkle import MerkleError, MerkleTree, merkle_root, verify_proof
-from agents.training.traces import leaf_hash, sample_leaves, trace_tree
+from agents.training.traces import LEAF_HASH_FIELDS, leaf_hash, sample_leaves, trace_tree
 
 
 def _h(i: int) -> bytes:
@@ -79,27 +79,46 @@ def _leaf(index: int, **kw) -> TraceLeaf:
 
 
 def test_leaf_hash_is_keccak_of_abi_encoded_fields():
-    leaf = _leaf(3, output="0x" + "ab" * 32)
+    # Leaf v2: 2 uint256 then 9 bytes32, in exactly this order (HELPERS.md, the contracts).
+    leaf = _leaf(
+        3,
+        output="0x" + "ab" * 32,
+        input_attestation="0x" + "cd" * 32,
+        grad_in_attestation="0x" + "ef" * 32,
+    )
+    order = (
+        "params_before",
+        "input",
+        "output",
+        "grad_in",
+        "grad_out",
+        "params_after",
+        "data_ref",
+        "input_attestation",
+        "grad_in_attestation",
+    )
     expected = keccak(
         encode(
-            ["uint256", "uint256"] + ["bytes32"] * 7,
-            [1, 1]
-            + [
-                bytes.fromhex(getattr(leaf, f)[2:])
-                for f in (
-                    "params_before",
-                    "input",
-                    "output",
-                    "grad_in",
-                    "grad_out",
-                    "params_after",
-                    "data_ref",
-                )
-            ],
+            ["uint256", "uint256"] + ["bytes32"] * 9,
+            [1, 1] + [bytes.fromhex(getattr(leaf, f)[2:]) for f in order],
         )
     )
     assert leaf_hash(leaf) == expected
-    assert leaf_hash(_leaf(3)) != expected
+    assert leaf_hash(_leaf(3, output="0x" + "ab" * 32)) != expected
+
+
+def test_leaf_hash_vector_shared_with_the_contracts():
+    """A fixed vector: the Solidity leaf encoding must give the same bytes32."""
+    leaf = TraceLeaf(
+        index=5,
+        step=2,
+        micro_batch=1,
+        **{f"{f}": "0x" + f"{i + 1:02x}" * 32 for i, f in enumerate(LEAF_HASH_FIELDS)},
+    )
+    assert (
+        "0x" + leaf_hash(leaf).hex()
+        == "0xfc9b77baf9f5ea68657296ab17628479c9c186be1d228c5a0828de85d8a098b5"
+    )
 
 
 def test_trace_tree_requires_leaves_in_index_order():
