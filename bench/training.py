@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from agents.lineage.documents import DatasetManifest, JobSpec, ShardRef  # noqa: E402
-from agents.training.config import (  # noqa: E402
+from agents.spec import (  # noqa: E402
     CompressionConfig,
     DeterminismConfig,
     ModelConfig,

@@ -8,49 +8,45 @@ keys, no whitespace), so the same document always has the same CID.
 
 from __future__ import annotations
 
-import json
-import re
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from agents.training.config import (
+from agents.spec import (
+    CID,
+    Address,
+    AuditPolicy,
     CompressionConfig,
     DeterminismConfig,
+    Document,
+    Hash32,
+    JobSpec,
     ModelConfig,
     OptimizerConfig,
     TrainingConfig,
 )
 
-_CID_RE = re.compile(r"^(Qm[1-9A-HJ-NP-Za-km-z]{44}|b[a-z2-7]{20,})$")
-_HASH_RE = re.compile(r"^0x[0-9a-f]{64}$")
-_ADDR_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
-
-
-def _check(regex: re.Pattern[str], what: str):
-    def check(value: str) -> str:
-        if not regex.match(value):
-            raise ValueError(f"not a {what}: {value!r}")
-        return value
-
-    return check
-
-
-CID = Annotated[str, AfterValidator(_check(_CID_RE, "CID"))]
-Hash32 = Annotated[str, AfterValidator(_check(_HASH_RE, "0x-prefixed 32-byte hex hash"))]
-Address = Annotated[str, AfterValidator(_check(_ADDR_RE, "0x-prefixed address"))]
-
-
-class Document(BaseModel):
-    """Base of every stored document: strict, immutable, canonical JSON."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    def canonical_json(self) -> bytes:
-        """The exact bytes stored on IPFS (sorted keys, compact, UTF-8)."""
-        return json.dumps(
-            self.model_dump(mode="json"), sort_keys=True, separators=(",", ":")
-        ).encode()
+# The spec and its configs are owned by agents.spec; they are re-exported here
+# because they are lineage documents too (JobSpec is stored and loaded by kind).
+__all__ = [
+    "CID",
+    "Address",
+    "AuditPolicy",
+    "CheckpointManifest",
+    "CompressionConfig",
+    "DatasetManifest",
+    "DeterminismConfig",
+    "Document",
+    "Hash32",
+    "JobSpec",
+    "ModelConfig",
+    "OptimizerConfig",
+    "RoundRecord",
+    "ShardRef",
+    "StageCheckpoint",
+    "TraceLeaf",
+    "TrainingConfig",
+]
 
 
 class ShardRef(Document):
@@ -75,29 +71,6 @@ class DatasetManifest(Document):
     parent: CID | None = None
 
 
-class AuditPolicy(Document):
-    """How many leaves per stage and round are sampled, and replay tolerance."""
-
-    leaves_per_stage: int = Field(2, ge=1)
-    cross_platform_rtol: float = Field(1e-3, gt=0)
-
-
-class JobSpec(Document):
-    """Everything a provider needs to train, and a verifier to replay, a job."""
-
-    kind: Literal["tessera/job-spec@1"] = "tessera/job-spec@1"
-    name: str
-    model: ModelConfig
-    num_stages: int = Field(ge=1)
-    dataset: CID
-    optimizer: OptimizerConfig = OptimizerConfig()
-    compression: CompressionConfig = CompressionConfig()
-    training: TrainingConfig = TrainingConfig()
-    determinism: DeterminismConfig = DeterminismConfig()
-    audit: AuditPolicy = AuditPolicy()
-    init_checkpoint: CID | None = None
-
-
 class StageCheckpoint(Document):
     """One stage's weights and optimizer state (a safetensors file)."""
 
@@ -115,7 +88,7 @@ class CheckpointManifest(Document):
     spec: CID
     stages: list[StageCheckpoint] = Field(min_length=1)
     parent: CID | None = None
-    round_records: list[CID] = []
+    round_records: list[CID] = Field(default_factory=list)
 
 
 class TraceLeaf(Document):
@@ -155,10 +128,10 @@ class RoundRecord(Document):
     parent_checkpoint: CID | None
     parent_record: CID | None = None
     new_checkpoint: CID
-    data_shards: list[CID] = []
+    data_shards: list[CID] = Field(default_factory=list)
     trace_root: Hash32
     leaves: list[TraceLeaf] = Field(min_length=1)
-    metrics: dict[str, float] = {}
+    metrics: dict[str, float] = Field(default_factory=dict)
     determinism: DeterminismConfig
     bytes_sent: int = Field(0, ge=0)
     bytes_received: int = Field(0, ge=0)

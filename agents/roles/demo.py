@@ -27,7 +27,7 @@ from agents.lineage.documents import (
     RoundRecord,
 )
 from agents.protocol.shares import pro_rata
-from agents.training.config import (
+from agents.spec import (
     CompressionConfig,
     DeterminismConfig,
     ModelConfig,

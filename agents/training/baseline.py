@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from agents.lineage.documents import JobSpec
+from agents.spec import JobSpec
 from agents.training.data import DataSource
 from agents.training.determinism import apply_determinism
 from agents.training.model import GPT

@@ -23,7 +23,7 @@ import math
 
 import torch
 
-from agents.training.config import CompressionConfig
+from agents.spec import CompressionConfig
 from agents.training.errors import CompressionError
 
 Payload = dict[str, torch.Tensor]

@@ -23,7 +23,8 @@ from typing import Any
 
 import torch
 
-from agents.lineage.documents import DatasetManifest, JobSpec
+from agents.lineage.documents import DatasetManifest
+from agents.spec import JobSpec
 from agents.training.errors import DataError
 
 Window = tuple[str, int, int]  # (shard CID, byte offset, length)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import random
 
-from agents.training.config import DeterminismConfig
+from agents.spec import DeterminismConfig
 from agents.training.errors import DeterminismError
 
 

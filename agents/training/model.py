@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from agents.training.config import ModelConfig
+from agents.spec import ModelConfig
 
 
 def part_seed(seed: int, part: str) -> int:

@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("leaf_index", type=int, nargs="*")
     args = parser.parse_args(argv)
     try:
-        from agents.lineage.documents import JobSpec, RoundRecord
+        from agents.lineage.documents import RoundRecord
+        from agents.spec import JobSpec
         from agents.storage import open_store
 
         store = open_store(args.store)

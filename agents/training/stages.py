@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from agents.training.config import ModelConfig
+from agents.spec import ModelConfig
 from agents.training.errors import StageError
 from agents.training.model import Block, Embedding, Head
 

@@ -22,11 +22,11 @@ from typing import Any
 
 import torch
 
-from agents.lineage.documents import JobSpec, RoundRecord, TraceLeaf
+from agents.lineage.documents import RoundRecord, TraceLeaf
 from agents.protocol.attestation import attestation_hash
+from agents.spec import DeterminismConfig, JobSpec
 from agents.training import compression
 from agents.training.checkpoint import StageState, state_from_bytes, state_hash, state_to_bytes
-from agents.training.config import DeterminismConfig
 from agents.training.data import DataSource, MicroBatch, Window
 from agents.training.determinism import apply_determinism
 from agents.training.errors import CheckpointError, PipelineError, StageError

@@ -7,7 +7,7 @@ import contextlib
 from agents.lineage.documents import AuditPolicy, JobSpec
 from agents.roles.jobfile import TermsInput
 from agents.roles.localnet import start_job
-from agents.training.config import (
+from agents.spec import (
     CompressionConfig,
     DeterminismConfig,
     ModelConfig,

@@ -12,8 +12,8 @@ from agents.lineage.documents import (
     StageCheckpoint,
     TraceLeaf,
 )
+from agents.spec import DeterminismConfig, ModelConfig
 from agents.storage import EmbeddedStore
-from agents.training.config import DeterminismConfig, ModelConfig
 
 PROVIDER = "0x" + "ab" * 20
 

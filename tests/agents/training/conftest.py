@@ -7,7 +7,7 @@ import hashlib
 import pytest
 
 from agents.lineage.documents import DatasetManifest, JobSpec, ShardRef
-from agents.training.config import (
+from agents.spec import (
     CompressionConfig,
     DeterminismConfig,
     ModelConfig,

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from agents.lineage.documents import DatasetManifest
+from agents.spec import CompressionConfig
 from agents.training import compression
-from agents.training.config import CompressionConfig
 from agents.training.data import DataSource, batch_window, permute, spec_window
 from agents.training.errors import CompressionError, DataError
 from agents.training.hashing import payload_nbytes, tensors_hash

@@ -7,7 +7,7 @@ import itertools
 import pytest
 import torch
 
-from agents.training.config import ModelConfig
+from agents.spec import ModelConfig
 from agents.training.errors import StageError
 from agents.training.model import GPT, lm_loss
 from agents.training.stages import build_stage, stage_layer_ranges

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from agents.lineage.documents import RoundRecord
+from agents.spec import DeterminismConfig
 from agents.training.audit import check_boundaries
 from agents.training.baseline import train_baseline
 from agents.training.checkpoint import state_from_bytes
-from agents.training.config import DeterminismConfig
 from agents.training.errors import DeterminismError, PipelineError
 from agents.training.hashing import ZERO_HASH
 from agents.training.pipeline import InProcessPipeline, RayPipeline
