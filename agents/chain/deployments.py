@@ -1,4 +1,11 @@
-"""The deployments registry: `deployments/<chainId>.json`, one file per chain."""
+"""The deployments registry: `<chainId>.json`, one file per chain.
+
+Public chains are recorded in the checkout's `deployments/` (committed, shared).
+Local dev chains (chain id 31337/1337) come and go with `tessera up`, so their
+file lives in the user's data directory (`$TESSERA_HOME`, default ~/.tessera,
+under `deployments/`), never in the checkout. `$TESSERA_DEPLOYMENTS_DIR`
+overrides both.
+"""
 
 from __future__ import annotations
 
@@ -62,15 +69,29 @@ class Deployment:
         )
 
 
-def deployments_dir() -> Path:
-    """The registry folder: $TESSERA_DEPLOYMENTS_DIR, else the repo's deployments/."""
+# Chain ids of local dev chains (anvil, hardhat): throwaway, per-user deployments.
+DEV_CHAIN_IDS = frozenset({1337, 31337})
+
+
+def tessera_home() -> Path:
+    """The user's Tessera data directory: $TESSERA_HOME, else ~/.tessera."""
+    env = os.environ.get("TESSERA_HOME", "").strip()
+    return Path(env).expanduser() if env else Path.home() / ".tessera"
+
+
+def deployments_dir(chain_id: int | None = None) -> Path:
+    """The registry folder for `chain_id` (see the module docstring)."""
     env = os.environ.get("TESSERA_DEPLOYMENTS_DIR")
-    return Path(env) if env else DEPLOYMENTS_DIR
+    if env:
+        return Path(env)
+    if chain_id in DEV_CHAIN_IDS:
+        return tessera_home() / "deployments"
+    return DEPLOYMENTS_DIR
 
 
 def deployment_path(chain_id: int, directory: Path | None = None) -> Path:
     """Where the registry file of `chain_id` lives."""
-    return (directory or deployments_dir()) / f"{chain_id}.json"
+    return (directory or deployments_dir(chain_id)) / f"{chain_id}.json"
 
 
 def load_deployment(chain_id: int, directory: Path | None = None) -> Deployment:

@@ -391,3 +391,53 @@ class Protocol:
             .process_receipt(receipt, errors=DISCARD)
         )
         return int(events[0]["args"]["amount"]) if events else 0
+
+    # -- exits and pull claims (every action a user may need has a CLI command) ---------
+    def has_function(self, contract: str, fn: str) -> bool:
+        """Whether the deployed ABI of `contract` has function `fn` (ABIs change per release)."""
+        return any(
+            e.get("type") == "function" and e.get("name") == fn
+            for e in self.client.contract(contract).abi
+        )
+
+    def deregister_validator(self) -> None:
+        """Leave the validator set; its stake lock is released."""
+        self.client.send("AuditCourt", "deregisterValidator")
+
+    def credit_of(self, who: str | None = None) -> int:
+        """Tokens the court credited to `who` (bounties, refunded bonds), not yet withdrawn."""
+        return int(self.client.call("AuditCourt", "credit", who or self.client.address))
+
+    def withdraw_credit(self) -> int:
+        """Withdraw every token the court credited to this account; returns the amount."""
+        amount = self.credit_of()
+        self.client.send("AuditCourt", "withdrawCredit")
+        return amount
+
+    def parked_shares(self, job_id: int, who: str | None = None) -> int:
+        """Shares of `job_id` whose mint to `who` was refused and parked."""
+        return int(
+            self.client.call("JobMarket", "parkedShares", job_id, who or self.client.address)
+        )
+
+    def claim_parked_shares(self, job_id: int, to: str | None = None) -> int:
+        """Mint this account's parked shares of `job_id` to `to` (default: itself)."""
+        amount = self.parked_shares(job_id)
+        self.client.send("JobMarket", "claimParkedShares", job_id, to or self.client.address)
+        return amount
+
+    def leave_stage(self, job_id: int) -> None:
+        """Leave this account's stage of a job that has not filled (releases its lock)."""
+        self.client.send("JobMarket", "leaveStage", job_id)
+
+    def share_holders(self, model_id: int) -> list[str]:
+        """Every address that ever received shares of `model_id` (from TransferSingle logs)."""
+        seen: dict[str, None] = {}
+        start = self.client.deployment.block
+        for ev in self.client.events("ModelShares", "TransferSingle", start):
+            if int(ev.args["id"]) == model_id and int(ev.args["to"], 16) != 0:
+                seen.setdefault(ev.args["to"], None)
+        for ev in self.client.events("ModelShares", "TransferBatch", start):
+            if model_id in [int(i) for i in ev.args["ids"]] and int(ev.args["to"], 16) != 0:
+                seen.setdefault(ev.args["to"], None)
+        return list(seen)

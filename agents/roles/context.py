@@ -15,7 +15,7 @@ from eth_account import Account
 
 from agents.chain.client import ChainClient
 from agents.chain.deployments import Deployment
-from agents.chain.errors import ChainError
+from agents.chain.errors import ChainError, RPCUnreachable
 from agents.chain.keys import DEV_CHAIN_IDS, dev_account, load_account
 from agents.chain.protocol import Protocol
 
@@ -52,6 +52,39 @@ def resolve_rpc(rpc: str | None = None, network: str | None = None) -> str:
     raise ChainError("no chain given: pass --rpc URL or --network ID, or set $TESSERA_RPC")
 
 
+def probe_rpc(url: str, timeout: float = 3.0) -> None:
+    """Fail fast, in one line, if `url` is not a JSON-RPC endpoint that answers.
+
+    One plain request without retries: a refused connection, an HTTP error
+    (a wrong path answering 404) or a non-JSON-RPC answer is reported at
+    once; the client's retries are for endpoints that worked before.
+    """
+    import requests
+
+    body = {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}
+    try:
+        response = requests.post(url, json=body, timeout=timeout)
+    except requests.exceptions.InvalidURL:
+        raise RPCUnreachable(f"RPC URL {url!r} is not a valid URL") from None
+    except (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema):
+        raise RPCUnreachable(f"RPC URL {url!r} needs http:// or https://") from None
+    except requests.Timeout:
+        raise RPCUnreachable(f"cannot reach RPC {url}: no answer in {timeout:g} s") from None
+    except requests.ConnectionError as exc:
+        reason = "connection refused" if "refused" in str(exc).lower() else type(exc).__name__
+        raise RPCUnreachable(f"cannot reach RPC {url}: {reason}") from None
+    if response.status_code != 200:
+        raise RPCUnreachable(
+            f"RPC {url} answered HTTP {response.status_code}: not a JSON-RPC endpoint"
+        )
+    try:
+        answer = response.json()
+    except ValueError:
+        raise RPCUnreachable(f"RPC {url} did not answer JSON: not a JSON-RPC endpoint") from None
+    if not isinstance(answer, dict) or "result" not in answer:
+        raise RPCUnreachable(f"RPC {url} did not answer eth_chainId: {str(answer)[:80]}")
+
+
 def connect(
     *,
     rpc: str | None = None,
@@ -68,6 +101,7 @@ def connect(
     from agents.storage import open_store
 
     url = resolve_rpc(rpc, network)
+    probe_rpc(url)
     if confirmations is None:
         confirmations = int(os.environ.get("TESSERA_CONFIRMATIONS", "0"))
     client = ChainClient(url, None, confirmations=confirmations, deployment=deployment)

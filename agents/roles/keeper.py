@@ -1,8 +1,12 @@
-"""Keeper duties anyone may perform: seal, finalize, resolve, slash the silent.
+"""Keeper duties anyone may perform: seal, record the seed, finalize, resolve, slash the silent.
 
-Owners and validators run `Keeper.tick` in their loops so a job never stalls
-for want of a permissionless transaction. Every action is idempotent: a
-revert because someone else acted first is expected and ignored.
+Every provider and validator agent (and the owner's) runs `Keeper.tick` in its
+loop, so a job never stalls for want of a permissionless transaction, whoever
+is still running. Every action is idempotent: a revert because someone else
+acted first is expected and ignored.
+
+`describe_job` is the read-only view of the same state machine that
+`tessera job status` prints: the phase and the next deadline.
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ class Keeper:
     protocol: Protocol
     job_id: int
     from_block: int = 0
-    record_seeds: bool = False  # the owner's keeper stores each seed; others need not
+    # Storing the seed keeps it readable after blockhash's 256-block horizon; whoever
+    # keeps the job does it once per round (a second store by another keeper reverts).
+    record_seeds: bool = True
     _cursor: EventCursor | None = field(default=None, repr=False)
     _open: set[int] = field(default_factory=set, repr=False)
     _seeded: set[int] = field(default_factory=set, repr=False)
@@ -90,3 +96,86 @@ class Keeper:
         except RevertError as exc:
             log.debug("keeper: round %s: %s", r, exc)
         return done
+
+
+# What each phase means to a person waiting on it, and who moves it on.
+PHASE_TEXT = {
+    Phase.NOT_STARTED: "waiting for every stage to have a provider",
+    Phase.TRAINING: "training: providers commit their stages",
+    Phase.SEALABLE: "commit deadline passed: any agent seals the round",
+    Phase.AWAITING_SEED: "sealed: waiting for the audit-seed block",
+    Phase.CHALLENGE: "challenge window: validators audit and may challenge",
+    Phase.DISPUTED: "disputes open: the committee votes",
+    Phase.FINALIZABLE: "awaiting finalize: any agent finalizes the round",
+    Phase.FINALIZED: "finalized",
+}
+
+
+def describe_job(protocol: Protocol, job_id: int) -> dict:
+    """A job's status as plain data: phase, next deadline, stages, escrow (wei).
+
+    Deadlines are chain timestamps; `seconds_left` counts from the latest block.
+    """
+    terms = protocol.job_terms(job_id)
+    state = protocol.job_state(job_id)
+    block = protocol.client.w3.eth.get_block("latest")
+    now, height = int(block["timestamp"]), int(block["number"])
+    stages = []
+    for s in range(terms.num_stages):
+        who = protocol.stage_provider(job_id, s)
+        stages.append(
+            {
+                "stage": s,
+                "provider": None if int(who, 16) == 0 else who,
+                "last_finalized_round": protocol.last_finalized_round(job_id, s),
+            }
+        )
+    finalized = min(st["last_finalized_round"] for st in stages) + 1
+    out: dict = {
+        "job_id": job_id,
+        "status": state.status.name,
+        "owner": state.owner,
+        "spec_cid": terms.spec_cid,
+        "rounds": terms.rounds,
+        "rounds_finalized": finalized if state.status != JobStatus.COMPLETED else terms.rounds,
+        "current_round": None,
+        "phase": state.status.name.lower(),
+        "phase_text": {
+            JobStatus.OPEN: "open: waiting for providers to join every stage",
+            JobStatus.COMPLETED: "completed: every round is finalized",
+            JobStatus.CANCELLED: "cancelled: the escrow went back to the owner",
+        }.get(state.status, ""),
+        "next_deadline": None,
+        "deadline_what": None,
+        "seconds_left": None,
+        "escrow_wei": state.escrow,
+        "stages": stages,
+        "now": now,
+    }
+    if state.status != JobStatus.RUNNING:
+        return out
+    r = state.current_round
+    view = protocol.round_view(job_id, r)
+    disputes = protocol.open_disputes(job_id, r)
+    phase = round_phase(
+        view,
+        now=now,
+        block_number=height,
+        challenge_window=terms.challenge_window,
+        open_disputes=disputes,
+    )
+    deadline, what = None, None
+    if phase is Phase.TRAINING:
+        deadline, what = view.commit_deadline, "commit deadline"
+    elif phase in (Phase.AWAITING_SEED, Phase.CHALLENGE):
+        deadline, what = view.sealed_at + terms.challenge_window, "challenge window closes"
+    out.update(
+        current_round=r,
+        phase=phase.value,
+        phase_text=PHASE_TEXT[phase],
+        open_disputes=disputes,
+        next_deadline=deadline,
+        deadline_what=what,
+        seconds_left=None if deadline is None else max(0, deadline - now),
+    )
+    return out

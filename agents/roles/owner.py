@@ -41,14 +41,14 @@ class OwnerAgent:
         """Store the spec on IPFS and post the job with its escrow."""
         if not self.store.has(spec.dataset):
             raise TesseraError(f"dataset {spec.dataset} is not in the content store")
+        escrow = terms.to_terms(spec, "").escrow
+        balance = self.protocol.balance()
+        if balance < escrow:  # before anything is stored: a refused post leaves nothing behind
+            raise TesseraError(
+                f"escrow needs {escrow / 1e18:g} TSR but the owner holds {balance / 1e18:g} TSR"
+            )
         spec_cid = save_document(self.store, spec)
         on_chain = terms.to_terms(spec, spec_cid)
-        balance = self.protocol.balance()
-        if balance < on_chain.escrow:
-            raise TesseraError(
-                f"escrow needs {on_chain.escrow / 1e18:g} TSR "
-                f"but the owner holds {balance / 1e18:g}"
-            )
         job_id = self.protocol.post_job(on_chain)
         return PostedJob(job_id=job_id, spec_cid=spec_cid, escrow=on_chain.escrow)
 
@@ -58,6 +58,12 @@ class OwnerAgent:
             job_id, Keeper(self.protocol, job_id, from_block, record_seeds=True)
         )
         return keeper.tick()
+
+    def cancel(self, job_id: int) -> int:
+        """Cancel a job this account owns (open, or between rounds); returns the refund."""
+        before = self.protocol.balance()
+        self.protocol.cancel_job(job_id)
+        return self.protocol.balance() - before
 
     def final_checkpoint(self, job_id: int) -> str:
         """Publish the CheckpointManifest of every stage's last finalized checkpoint."""

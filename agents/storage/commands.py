@@ -1,4 +1,4 @@
-"""`tessera store …` and `tessera data …`: thin commands over the content store.
+"""`tessera store …`: thin commands over the content store (datasets are `tessera data`).
 
 Machine-readable results (a CID) go alone to stdout; summaries go to stderr,
 so `CID=$(tessera store add FILE)` works.
@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from agents.cli.apps import noun_app
 from agents.storage import compute_cid, open_store, validate_cid
 from agents.storage.errors import StoreError
 
@@ -27,8 +28,7 @@ StoreOpt = Annotated[
     ),
 ]
 
-store_app = typer.Typer(help="Content on IPFS: add, get, export and import.", no_args_is_help=True)
-data_app = typer.Typer(help="Datasets: byte-level token shards on IPFS.", no_args_is_help=True)
+store_app = noun_app("Content on IPFS: add, get, export, import, verify.")
 
 
 @store_app.command("add")
@@ -108,31 +108,24 @@ def store_gc(store: StoreOpt = None) -> None:
     typer.echo(open_store(store).gc())
 
 
-@data_app.command("add")
-def data_add(
-    path: Annotated[Path, typer.Argument(help="text file, JSONL file, or folder of them")],
-    name: Annotated[
-        str | None, typer.Option(help="dataset name (default: the path's name)")
-    ] = None,
-    source: Annotated[str | None, typer.Option(help="where the text came from")] = None,
-    license: Annotated[str, typer.Option("--license", help="the text's license")] = "unknown",
-    shard_size: Annotated[int, typer.Option(help="bytes (= tokens) per shard")] = 1 << 20,
+@store_app.command("verify")
+def store_verify(
+    repair: Annotated[
+        bool, typer.Option("--remove-bad", help="delete the blocks that fail, so a re-add heals")
+    ] = False,
     store: StoreOpt = None,
 ) -> None:
-    """Turn text into byte-level token shards and a DatasetManifest; print its CID."""
-    from agents.lineage.datasets import build_dataset
+    """Re-hash every block (a scrub); list each one whose bytes do not match its CID.
 
-    cid, manifest = build_dataset(
-        open_store(store),
-        path,
-        name=name or path.resolve().name,
-        source=source or str(path),
-        license=license,
-        shard_size=shard_size,
-    )
-    err.print(
-        f"dataset {manifest.name!r}: {len(manifest.shards)} shard(s), "
-        f"{manifest.total_tokens} tokens",
-        highlight=False,
-    )
-    typer.echo(cid)
+    Exits 1 if any block is bad. `store add` of the original content or
+    `store import` of a good CAR replaces a bad block either way.
+    """
+    report = open_store(store).verify()
+    for cid, why in report.bad:
+        typer.echo(f"bad {cid}: {why}")
+    removed = ""
+    if repair and report.bad:
+        removed = f", {open_store(store).remove_blocks([c for c, _ in report.bad])} removed"
+    err.print(f"checked {report.checked} blocks: {len(report.bad)} bad{removed}", highlight=False)
+    if report.bad:
+        raise typer.Exit(1)

@@ -1,0 +1,44 @@
+"""Running the installed `tessera` console script as a user would, in its own process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+# The console script pip installed next to this interpreter (not `python -m`):
+# what a user runs, entry point and all.
+TESSERA = str(Path(sys.executable).with_name("tessera"))
+
+
+def tessera(
+    *args: str, env: dict | None = None, timeout: float = 120, input: str | None = None
+) -> subprocess.CompletedProcess:
+    """Run `tessera ARGS` to completion; stdout and stderr captured as text."""
+    return subprocess.run(
+        [TESSERA, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+        input=input,
+        check=False,
+    )
+
+
+def ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    """Assert the command succeeded; show its stderr if not."""
+    assert proc.returncode == 0, f"rc={proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    assert "Traceback" not in proc.stdout + proc.stderr
+    return proc
+
+
+def one_line_error(proc: subprocess.CompletedProcess) -> str:
+    """Assert a failure reported as exactly one stderr line, no traceback; return the line."""
+    assert proc.returncode != 0, proc.stdout
+    assert "Traceback" not in proc.stderr + proc.stdout
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: "), lines[0]
+    return lines[0]
