@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agents.chain.protocol import JobTerms
 from agents.errors import TesseraError
-from agents.lineage.documents import JobSpec
+from agents.spec import JobSpec
 
 WEI = 10**18
 BPS = 10_000
