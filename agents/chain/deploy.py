@@ -81,6 +81,35 @@ COURT_PARAM_KEYS = (
 )
 
 
+# --- transport issue: provider endpoints and pay-before-serve (kept apart for easy merges) ---
+TRANSPORT_CONTRACTS = ("ProviderDirectory", "InferencePayments")
+DEFAULT_PARAMS.update(
+    {
+        # InferencePayments: TSR wei per generated token for models without their own price.
+        "inferencePricePerToken": 10**16,
+    }
+)
+
+
+def _transport_constructor_args(p: dict[str, Any], me: str, addr: dict[str, str]) -> dict:
+    """Constructor arguments of the transport contracts (after the protocol ones)."""
+    token, shares = addr.get("TesseraToken", me), addr.get("ModelShares", me)
+    return {
+        "ProviderDirectory": (),
+        "InferencePayments": (token, shares, p["inferencePricePerToken"], me),
+    }
+
+
+def deploy_transport(client, p: dict[str, Any], addr: dict[str, str]) -> None:
+    """Deploy ProviderDirectory and InferencePayments into `addr` (no wiring needed)."""
+    for name in TRANSPORT_CONTRACTS:
+        args = _transport_constructor_args(p, client.address, addr)[name]
+        addr[name] = deploy_contract(client, name, *args)
+
+
+# --- end of the transport block ---
+
+
 def resolve_params(params: dict[str, Any] | None) -> dict[str, Any]:
     """DEFAULT_PARAMS overridden by `params`; an unknown key is an error, never ignored."""
     unknown = set(params or {}) - set(DEFAULT_PARAMS)
@@ -115,6 +144,10 @@ def estimate_deployment_gas(client, params: dict[str, Any] | None = None) -> int
         art = load_artifact(name)
         ctor = client.w3.eth.contract(abi=art.abi, bytecode=art.bytecode).constructor(*args)
         total += ctor.estimate_gas({"from": client.address})
+    for name, args in _transport_constructor_args(p, client.address, {}).items():
+        art = load_artifact(name)
+        ctor = client.w3.eth.contract(abi=art.abi, bytecode=art.bytecode).constructor(*args)
+        total += ctor.estimate_gas({"from": client.address})
     return total
 
 
@@ -131,6 +164,7 @@ def deploy_protocol(client, params: dict[str, Any] | None = None):
     addr: dict[str, str] = {}
     for name in PROTOCOL_CONTRACTS:
         addr[name] = deploy_contract(client, name, *_constructor_args(p, me, addr)[name])
+    deploy_transport(client, p, addr)
     client.deployment = Deployment(
         chain_id=client.chain_id,
         block=start_block,

@@ -20,6 +20,8 @@ def test_deploy_writes_record_and_wires_roles(
         "ModelShares",
         "JobMarket",
         "AuditCourt",
+        "ProviderDirectory",
+        "InferencePayments",
     }
     assert saved["params"]["committeeSize"] == 5 and saved["deployer"] == accounts[0]
     c = saved["contracts"]
