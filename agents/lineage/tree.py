@@ -25,7 +25,7 @@ from agents.lineage.documents import (
 )
 from agents.lineage.store import LineageError, parse_document
 from agents.storage.base import MAX_JSON_BYTES, ContentStore
-from agents.storage.errors import ContentNotFound, StoreError
+from agents.storage.errors import ContentNotFound, IntegrityError, StoreError
 from agents.storage.multiformats import parse_cid
 from agents.storage.unixfs import file_size
 
@@ -38,7 +38,7 @@ class LineageNode:
     """One CID in the lineage: a document, a data file, or content the store lacks."""
 
     cid: str
-    kind: str  # dataset | job-spec | checkpoint | round-record | file | missing
+    kind: str  # dataset | job-spec | checkpoint | round-record | file | missing | corrupt
     label: str
     details: dict[str, Any] = field(default_factory=dict)
     edges: list[tuple[str, str]] = field(default_factory=list)  # (relation, child CID)
@@ -56,8 +56,12 @@ def _short(cid: str) -> str:
     return cid if len(cid) <= 16 else f"{cid[:8]}…{cid[-6:]}"
 
 
-def _load(store: ContentStore, cid: str) -> Document | int | None:
-    """The document at `cid`, or the byte size of a plain file, or None if absent.
+# `_load`'s answer for content whose bytes do not match its CID.
+CORRUPT = "corrupt"
+
+
+def _load(store: ContentStore, cid: str) -> Document | int | str | None:
+    """The document at `cid`, the byte size of a plain file, CORRUPT, or None if absent.
 
     Only the first block is read to tell JSON from binary (a safetensors file
     starts with its header length, never with `{`), so a large checkpoint
@@ -68,16 +72,23 @@ def _load(store: ContentStore, cid: str) -> Document | int | None:
         first = next(stream, b"")
     except ContentNotFound:
         return None
+    except IntegrityError:
+        return CORRUPT
     except StoreError:
         return -1  # a directory or other non-file content
     if not first.lstrip().startswith(b"{"):
         return file_size(parse_cid(cid), store.get_block)
     parts, total = [first], len(first)
-    for piece in stream:
-        total += len(piece)
-        if total > MAX_JSON_BYTES:
-            return total
-        parts.append(piece)
+    try:
+        for piece in stream:
+            total += len(piece)
+            if total > MAX_JSON_BYTES:
+                return total
+            parts.append(piece)
+    except IntegrityError:
+        return CORRUPT
+    except ContentNotFound:
+        return None
     try:
         data = json.loads(b"".join(parts))
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -156,13 +167,16 @@ def lineage_tree(store: ContentStore, cid: str, *, max_nodes: int = 10_000) -> L
     """Follow a document's CID links to build its lineage graph.
 
     Shard and weight files are listed but never read; documents the store
-    lacks become `missing` nodes. The root must be a lineage document.
+    lacks become `missing` nodes, documents whose bytes do not match their CID
+    `corrupt` ones. The root must be a lineage document.
     """
     root = str(parse_cid(cid))
     loaded = _load(store, root)
     if not isinstance(loaded, Document):
         if loaded is None:
             raise ContentNotFound(f"{root} is not in the store")
+        if loaded == CORRUPT:
+            raise LineageError(f"{root} is corrupt in the store: its bytes do not match the CID")
         raise LineageError(f"{root} is not a lineage document")
     nodes: dict[str, LineageNode] = {root: _describe(root, loaded)}
     queue = [root]
@@ -180,6 +194,10 @@ def lineage_tree(store: ContentStore, cid: str, *, max_nodes: int = 10_000) -> L
             loaded = _load(store, child)
             if loaded is None:
                 nodes[child] = LineageNode(child, "missing", f"{relation} (not in store)")
+            elif loaded == CORRUPT:
+                nodes[child] = LineageNode(
+                    child, "corrupt", f"{relation} (corrupt: bytes do not match the CID)"
+                )
             elif isinstance(loaded, Document):
                 nodes[child] = _describe(child, loaded)
                 queue.append(child)
@@ -201,6 +219,7 @@ def render_rich(graph: LineageGraph) -> Tree:
         "dataset": "green",
         "file": "dim",
         "missing": "bold red",
+        "corrupt": "bold red reverse",
     }
     shown: set[str] = set()
 
@@ -262,7 +281,7 @@ def _dot_quote(text: str) -> str:
 
 def graph_dot(graph: LineageGraph) -> str:
     """Graphviz dot: one box per document, shards beyond a few summarised in one node."""
-    shapes = {"file": "note", "missing": "octagon"}
+    shapes = {"file": "note", "missing": "octagon", "corrupt": "doubleoctagon"}
     shown_edges: list[tuple[str, str, str]] = []
     summaries: list[tuple[str, int]] = []
     for node in graph.nodes.values():

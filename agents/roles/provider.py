@@ -105,23 +105,46 @@ class ProviderAgent:
 
     # -- joining ---------------------------------------------------------------------
     def join(self) -> int:
-        """Stake if needed and take a stage (the given one, or the first vacant); idempotent."""
+        """Stake if needed and take a stage (the given one, or the next free); idempotent.
+
+        Without a given stage, a provider that loses a race for a stage (another
+        joined it first: `StageTaken`) takes the next free one instead.
+        """
         terms = self.p.job_terms(self.job_id)
-        providers = self.p.providers(self.job_id, terms.num_stages)
-        for s, who in enumerate(providers):
-            if who.lower() == self.me.lower():
-                self.stage = s
-                return s
-        vacant = [s for s, who in enumerate(providers) if int(who, 16) == 0]
-        if self.stage is None:
-            if not vacant:
-                raise TesseraError(f"job {self.job_id} has no vacant stage")
-            self.stage = vacant[0]
-        elif self.stage not in vacant:
-            raise TesseraError(f"stage {self.stage} of job {self.job_id} is taken")
-        self.p.ensure_stake(terms.min_stake)
-        self.p.join_stage(self.job_id, self.stage)
-        return self.stage
+        if self.stage is not None and not 0 <= self.stage < terms.num_stages:
+            raise TesseraError(
+                f"job {self.job_id} has {terms.num_stages} stages (0-{terms.num_stages - 1}): "
+                f"stage {self.stage} does not exist"
+            )
+        wanted = self.stage
+        for _ in range(terms.num_stages + 1):
+            providers = self.p.providers(self.job_id, terms.num_stages)
+            for s, who in enumerate(providers):
+                if who.lower() == self.me.lower():
+                    self.stage = s
+                    return s
+            vacant = [s for s, who in enumerate(providers) if int(who, 16) == 0]
+            if wanted is None:
+                if not vacant:
+                    raise TesseraError(f"job {self.job_id} has no vacant stage")
+                stage = vacant[0]
+            elif wanted not in vacant:
+                raise TesseraError(
+                    f"stage {wanted} of job {self.job_id} is taken by {providers[wanted]}"
+                )
+            else:
+                stage = wanted
+            self.p.ensure_stake(terms.min_stake)
+            try:
+                self.p.join_stage(self.job_id, stage)
+            except RevertError as exc:
+                if exc.error_name != "StageTaken" or wanted is not None:
+                    raise
+                self.stats.notes.append(f"stage {stage} was taken first; trying the next")
+                continue
+            self.stage = stage
+            return stage
+        raise TesseraError(f"job {self.job_id}: every stage was taken while joining")
 
     # -- the stage host ------------------------------------------------------------------
     def host(self):
@@ -144,6 +167,39 @@ class ProviderAgent:
             )
         return self._host
 
+    def ensure_serving_host(self) -> str | None:
+        """Keep the stage host of a completed job alive for inference.
+
+        If the host is gone (its process died or was killed), re-create it from
+        the stage's last finalized checkpoint. Returns a line saying what was
+        done, or None when the host is fine.
+        """
+        import ray
+
+        if self.stage is None:
+            return None
+        try:
+            if self._host is not None:
+                ray.get(self._host.status.remote(), timeout=30)
+                return None
+        except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+            pass
+        self._host = None
+        last = self.p.last_finalized_round(self.job_id, self.stage)
+        if last < 0:
+            return f"stage host lost and stage {self.stage} has no finalized checkpoint to serve"
+        try:
+            record_cid = self.p.commitment(self.job_id, last, self.stage).record_cid
+            ckpt = load_document(self.store, record_cid, RoundRecord).new_checkpoint
+            ray.get(self.host().prepare.remote(self.job_id, last + 1, ckpt))
+        except Exception as exc:  # say why serving stopped; the loop retries
+            self._host = None
+            return f"stage host lost and cannot be re-created: {type(exc).__name__}: {exc}"
+        return (
+            f"stage host was lost: re-created it from the round {last} checkpoint {ckpt}; "
+            "serving again"
+        )
+
     def _round_start_checkpoint(self, round_: int) -> tuple[str | None, str | None]:
         """(checkpoint CID, record CID) this stage starts `round_` from."""
         last = self.p.last_finalized_round(self.job_id, self.stage)
@@ -159,6 +215,10 @@ class ProviderAgent:
         """One pass over the chain state; see the module docstring."""
         import ray
 
+        try:  # keeper duties first: they must run even when this stage has nothing to do
+            self.keeper.tick()
+        except TesseraError as exc:
+            self.stats.notes.append(f"keeper: {exc}")
         self._scan_events()
         state = self.p.job_state(self.job_id)
         if self.stage is None or self.vacated:

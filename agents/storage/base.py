@@ -12,6 +12,7 @@ import json
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,14 @@ def canonical_json(doc: dict | BaseModel) -> bytes:
     except (TypeError, ValueError) as exc:
         raise StoreError(f"document is not JSON-serialisable: {exc}") from None
     return text.encode()
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """What a scrub found: blocks checked, and (CID, why) of each bad one."""
+
+    checked: int
+    bad: list[tuple[str, str]]
 
 
 class ContentStore(ABC):
@@ -111,8 +120,38 @@ class ContentStore(ABC):
         return b"".join(self.cat_stream(cid))
 
     def get(self, cid: str, out: Path) -> None:
-        """Write a file or a directory tree to `out`."""
-        write_tree(parse_cid(cid), Path(out), self.get_block)
+        """Write a file or a directory tree to `out`; on failure nothing is left there.
+
+        A tree is written into a hidden sibling folder and renamed into place
+        when complete, so a block that is missing or corrupt halfway leaves no
+        partial folder. `out` must not exist yet, unless as an empty folder.
+        """
+        import shutil
+
+        root = parse_cid(cid)
+        out = Path(out)
+        if not is_directory(root, self.get_block):
+            write_tree(root, out, self.get_block)  # a single file is written atomically
+            return
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise StoreError(f"{out} already exists: give a new path for the folder")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = out.with_name(f".{out.name}.tessera-partial-{os.getpid()}")
+        try:
+            write_tree(root, staging, self.get_block)
+            if out.exists():
+                out.rmdir()
+            os.replace(staging, out)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def verify(self) -> VerifyReport:
+        """Re-hash every block held; backends that cannot enumerate blocks refuse."""
+        raise StoreError(f"{type(self).__name__} cannot scrub its blocks: use the node's own tools")
+
+    def remove_blocks(self, cids: list[str]) -> int:
+        """Delete the named blocks; backends that cannot refuse."""
+        raise StoreError(f"{type(self).__name__} cannot remove single blocks")
 
     def ls(self, cid: str) -> list[tuple[str, str, int]]:
         """(name, cid, size) of a directory's entries; size is bytes for a file,

@@ -11,7 +11,9 @@ Layout under `root`:
 A block is written to `tmp/`, flushed to disk and renamed into place, so a
 crash mid-add never leaves a half block under its CID. Every read hashes the
 bytes again: a tampered or truncated file is an `IntegrityError` naming the
-CID, never returned data.
+CID, never returned data. Writing a block the store holds corrupt replaces
+it (so re-adding the content heals the store); `verify` scrubs every block;
+a failed CAR import removes the blocks it wrote.
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from agents.storage.base import ContentStore
+from agents.storage.base import ContentStore, VerifyReport
 from agents.storage.car import CARReader
-from agents.storage.errors import ContentNotFound, StoreError
+from agents.storage.errors import ContentNotFound, IntegrityError, StoreError
 from agents.storage.multiformats import CID, IDENTITY, RAW, parse_cid
 from agents.storage.unixfs import (
     DagEntry,
@@ -99,14 +101,29 @@ class EmbeddedStore(ContentStore):
         """Whether the block file exists (identity CIDs are always held)."""
         return cid.hash_code == IDENTITY or self._block_path(cid).is_file()
 
-    def put_block(self, cid: CID, block: bytes) -> None:
-        """Verify, then write atomically (tmp file, flush, rename); a no-op if held."""
+    def _held_intact(self, cid: CID, path: Path) -> bool:
+        """Whether a good copy of the block is on disk (a corrupt one does not count)."""
+        try:
+            cid.verify(path.read_bytes())
+        except FileNotFoundError:
+            return False
+        except (IntegrityError, OSError):
+            return False  # corrupt or unreadable: the caller's good bytes replace it
+        return True
+
+    def put_block(self, cid: CID, block: bytes) -> bool:
+        """Verify, then write atomically (tmp file, flush, rename); returns whether it wrote.
+
+        A block already held is left alone only if its bytes still verify: a
+        corrupt copy is replaced, so re-adding content (or importing a good
+        CAR) heals the store.
+        """
         cid.verify(block)
         if cid.hash_code == IDENTITY:
-            return
+            return False
         path = self._block_path(cid)
-        if path.is_file():
-            return
+        if path.is_file() and self._held_intact(cid, path):
+            return False
         path.parent.mkdir(exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=self.root / "tmp", prefix="blk-")
         try:
@@ -120,6 +137,7 @@ class EmbeddedStore(ContentStore):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp_name)
             raise
+        return True
 
     # --- adding ---------------------------------------------------------------------
 
@@ -214,17 +232,67 @@ class EmbeddedStore(ContentStore):
     def import_car(self, path: Path) -> list[str]:
         """Import a CARv1: verify and store every block, then pin its complete roots."""
         path = Path(path)
+        written: list[CID] = []
         with open_input(path) as stream, self._locked():
-            reader = CARReader(stream)
-            for cid, block in reader:
-                self.put_block(cid, block)
-            for root in reader.roots:
-                missing = self.missing_blocks(root)
-                if missing:
-                    raise StoreError(
-                        f"{path} does not hold the whole DAG of root {root} "
-                        f"({len(missing)} block(s) missing, e.g. {missing[0]})"
-                    )
+            try:
+                reader = CARReader(stream)
+                for cid, block in reader:
+                    if self.put_block(cid, block):
+                        written.append(cid)
+                for root in reader.roots:
+                    missing = self.missing_blocks(root)
+                    if missing:
+                        raise StoreError(
+                            f"{path} does not hold the whole DAG of root {root} "
+                            f"({len(missing)} block(s) missing, e.g. {missing[0]})"
+                        )
+            except BaseException:
+                # A failed import leaves the store as it was: drop what it wrote.
+                for cid in written:
+                    self._block_path(cid).unlink(missing_ok=True)
+                raise
             for root in reader.roots:
                 self._write_pin(root)
             return [str(root) for root in reader.roots]
+
+    # --- scrub ---------------------------------------------------------------------------
+
+    def verify(self) -> VerifyReport:
+        """Re-hash every block on disk; report those whose bytes do not match their CID."""
+        bad: list[tuple[str, str]] = []
+        checked = 0
+        with self._locked():
+            for shard in sorted((self.root / "blocks").iterdir()):
+                for block_file in sorted(shard.iterdir()):
+                    checked += 1
+                    try:
+                        cid = parse_cid(block_file.name)
+                    except StoreError:
+                        bad.append((block_file.name, "file name is not a CID"))
+                        continue
+                    try:
+                        cid.verify(block_file.read_bytes())
+                    except IntegrityError:
+                        bad.append((str(cid), "bytes do not hash to the CID"))
+                    except OSError as exc:
+                        bad.append((str(cid), f"unreadable: {exc.strerror}"))
+        return VerifyReport(checked, bad)
+
+    def remove_blocks(self, cids: list[str]) -> int:
+        """Delete the named blocks (bad ones found by `verify`); returns how many."""
+        removed = 0
+        with self._locked(exclusive=True):
+            for text in cids:
+                try:
+                    target = self._block_path(parse_cid(text))
+                except StoreError:
+                    target = None
+                if target is None:
+                    for shard in (self.root / "blocks").iterdir():
+                        candidate = shard / text
+                        if candidate.is_file():
+                            target = candidate
+                if target is not None and target.is_file():
+                    target.unlink()
+                    removed += 1
+        return removed
