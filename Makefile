@@ -23,13 +23,14 @@ NODE_STAMP := node_modules/.installed
 SOLC_LINK := .solcx/solc-v0.8.37
 BUILD_STAMP := build/.compiled
 
-.PHONY: help setup test demo lint format bench compile clean
+.PHONY: help setup test demo lint format bench fuzz compile clean
 
 help:
 	@echo "make demo   - set up what is missing, then run the whole protocol locally"
 	@echo "make test   - set up what is missing, then run the whole test suite"
 	@echo "make lint   - ruff check + ruff format --check + solhint"
 	@echo "make bench  - gas and training benchmarks (print their figures)"
+	@echo "make fuzz   - deep invariant fuzzing of the contracts (1,000,000 calls; prints calls, reverts, wall time)"
 
 setup: $(PY_STAMP) $(NODE_STAMP) $(SOLC_LINK) $(BUILD_STAMP)
 
@@ -78,6 +79,10 @@ format: $(PY_STAMP)
 bench: setup
 	$(BIN)/python bench/gas.py
 	$(BIN)/python bench/training.py
+
+# The CI profile (>= 20,000 calls) runs inside `make test` (tests/forge/test_invariant_fuzz.py).
+fuzz: setup
+	nice -n 10 $(BIN)/python scripts/fuzz.py --profile deep $(FUZZ_ARGS)
 
 clean:
 	rm -rf build .solcx demo-out reports
