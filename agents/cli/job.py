@@ -42,8 +42,6 @@ def job_init(
     store: Store = None,
 ) -> None:
     """Write a commented job file that `tessera job post` accepts as is."""
-    import torch
-
     from agents.lineage.datasets import build_dataset, demo_corpus_path
     from agents.roles.jobfile import job_file_template
     from agents.storage import open_store, validate_cid
@@ -65,6 +63,8 @@ def job_init(
         dataset = validate_cid(dataset)
         if not target.has(dataset):
             raise TesseraError(f"dataset {dataset} is not in the content store")
+    import torch  # the job pins this machine's torch build and CPU kernels for replays
+
     text = job_file_template(
         dataset=dataset,
         stages=stages,

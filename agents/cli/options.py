@@ -101,10 +101,9 @@ def parse_tsr(amount: str) -> int:
 
 def tsr(wei: int) -> str:
     """Wei as a TSR amount for people ('12.5 TSR')."""
-    text = f"{Decimal(int(wei)) / WEI:f}"
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return f"{text} TSR"
+    from agents.roles.jobfile import format_tsr
+
+    return format_tsr(wei)
 
 
 def parse_address(text: str, what: str = "address") -> str:

@@ -23,13 +23,16 @@ import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agents.chain.protocol import JobTerms
 from agents.errors import TesseraError
 from agents.spec import JobSpec
+
+if TYPE_CHECKING:  # web3 loads only when terms are built, not for formatting or checks
+    from agents.chain.protocol import JobTerms
 
 WEI = 10**18
 BPS = 10_000
@@ -61,6 +64,8 @@ class TermsInput(BaseModel):
 
     def to_terms(self, spec: JobSpec, spec_cid: str) -> JobTerms:
         """The JobMarket.JobParams for this spec."""
+        from agents.chain.protocol import JobTerms
+
         return JobTerms(
             spec_cid=spec_cid,
             num_stages=spec.num_stages,
@@ -174,6 +179,8 @@ class ContractBounds:
         constant applies to the field whose name contains its words.
         """
         components = next(e["inputs"][0]["components"] for e in abi if e.get("name") == "postJob")
+        from agents.chain.protocol import JobTerms
+
         out: dict[str, Bound] = {}
         camel_to_snake = {_camel(f.name): f.name for f in dataclasses.fields(JobTerms)}
         for comp in components:
@@ -221,6 +228,14 @@ class ContractBounds:
         from agents.chain.artifacts import load_artifact
 
         return cls.from_abi(load_artifact("JobMarket").abi, {"MAX_STAGES": 64})
+
+
+def format_tsr(wei: int) -> str:
+    """Wei as a TSR amount for people: '12.5 TSR', never '1.25e+01'."""
+    text = f"{Decimal(int(wei)) / WEI:f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return f"{text} TSR"
 
 
 def _show(name: str, value: int) -> str:

@@ -14,7 +14,7 @@ from agents.lineage.documents import (
     RoundRecord,
     StageCheckpoint,
 )
-from agents.roles.jobfile import TermsInput
+from agents.roles.jobfile import TermsInput, format_tsr
 from agents.roles.keeper import Keeper
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ class OwnerAgent:
         balance = self.protocol.balance()
         if balance < escrow:  # before anything is stored: a refused post leaves nothing behind
             raise TesseraError(
-                f"escrow needs {escrow / 1e18:g} TSR but the owner holds {balance / 1e18:g} TSR"
+                f"escrow needs {format_tsr(escrow)} but the owner holds {format_tsr(balance)}"
             )
         spec_cid = save_document(self.store, spec)
         on_chain = terms.to_terms(spec, spec_cid)
