@@ -58,6 +58,9 @@ class DemoOptions:
     tokens: int = 48
     timeout: float = 540.0
     quiet: bool = False
+    # Each provider in its own OS process, stages talking over the transport (the
+    # across-operators mode); False: every provider a Ray actor of one cluster.
+    transport: bool = True
 
 
 @dataclass
@@ -73,6 +76,7 @@ class DemoReport:
     claims: dict[str, tuple[int, int]] = field(default_factory=dict)  # who -> (claimed, expected)
     revenue: int = 0
     generated: str = ""
+    tokens_per_second: float = 0.0
     checkpoint: str = ""
     audit_cost: float = 0.0
     disputes: list[dict] = field(default_factory=list)
@@ -186,11 +190,17 @@ def run_demo(opts: DemoOptions, console: Console | None = None) -> DemoReport:
                 validator_indices=list(range(validator_base, validator_base + opts.validators)),
                 standby_indices=[standby],
                 faults=faults,
+                transport=opts.transport,
             )
             report.job_id = run.job_id
             console.print(
                 f"[bold]job {run.job_id}[/] posted (spec {run.spec_cid}); "
                 f"{n_providers} providers, {opts.validators} validators, 1 standby"
+                + (
+                    " (each provider its own OS process, no shared Ray, over the transport)"
+                    if opts.transport
+                    else ""
+                )
                 + (
                     f"; stage {opts.cheat_stage} cheats ({opts.cheat}) in round {opts.cheat_round}"
                     if opts.cheat_stage is not None
@@ -273,11 +283,24 @@ def _summarize(
 
 
 def _infer_and_claim(report, opts, net, job, everyone) -> None:
-    from agents.roles.gateway import InferenceGateway
-
     payer = net.protocol(PAYER)
-    gateway = InferenceGateway(payer, net.store, job, price_per_token=WEI // 100)
-    completion = gateway.generate(opts.prompt, opts.tokens)
+    if opts.transport:
+        from agents.roles.gateway import TransportGateway
+        from agents.transport.keys import TransportKey
+
+        # Paid on-chain first (InferencePayments -> ModelShares.depositRevenue), then
+        # served stage by stage with a KV cache per stage.
+        gateway = TransportGateway(payer, net.store, job, TransportKey.generate())
+        try:
+            completion = gateway.generate(opts.prompt, opts.tokens)
+        finally:
+            gateway.close()
+        report.tokens_per_second = completion.tokens_per_second
+    else:
+        from agents.roles.gateway import InferenceGateway
+
+        gateway = InferenceGateway(payer, net.store, job, price_per_token=WEI // 100)
+        completion = gateway.generate(opts.prompt, opts.tokens)
     report.generated = completion.text.decode("utf-8", errors="replace")
     report.revenue = completion.fee
     supply = payer.total_shares(job)
@@ -371,6 +394,11 @@ def print_report(report: DemoReport, console: Console) -> None:
     console.print(t)
     console.print(f"generated through the pipeline: {report.generated!r}")
     console.print(f"inference revenue deposited: {report.revenue / WEI:g} TSR")
+    if report.tokens_per_second:
+        console.print(
+            f"inference over the transport (KV cache per stage): "
+            f"{report.tokens_per_second:.1f} tokens/s"
+        )
     console.print(f"audit cost: {report.audit_cost:.1%} of the training compute audited")
     console.print(f"final checkpoint manifest: {report.checkpoint}")
     console.print(f"wall time: {report.seconds:.0f}s")

@@ -77,3 +77,159 @@ class InferenceGateway:
         )
         self.p.deposit_revenue(self.model_id, fee)
         return Completion(prompt_bytes, out[len(prompt_bytes) :], max_new_tokens, fee)
+
+
+# ---------------------------------------------------------------------------------------
+# Across operators: pay on-chain first, then drive the request over the transport.
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PaidCompletion:
+    """One generation paid through InferencePayments and served over the transport."""
+
+    request_id: str
+    prompt: bytes
+    text: bytes
+    tokens: int
+    fee: int
+    seconds: float
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds if self.seconds else 0.0
+
+
+class TransportGateway:
+    """A paying client's gateway: pays for a request, then runs it stage by stage.
+
+    Its transport key is published under the payer's address (so stages can
+    tell who connects), and every step it sends is signed by the payer's key,
+    which the stages compare with the on-chain payment before computing.
+    Each stage keeps a KV cache per request: after the prompt, one position
+    per token crosses each boundary.
+    """
+
+    def __init__(self, payer: Protocol, store, model_id: int, key, *, timeout: float = 30.0):
+        from agents.transport.directory import publish_endpoint, record_of
+        from agents.transport.endpoint import Endpoint
+
+        self.p = payer
+        self.store = store
+        self.model_id = model_id
+        self.timeout = timeout
+        spec_cid = payer.job_terms(model_id).spec_cid
+        from agents.lineage import load_document
+        from agents.lineage.documents import JobSpec
+
+        self.spec = load_document(store, spec_cid, JobSpec)
+        publish_endpoint(payer.client, "client", key.public_raw)
+        self.ep = Endpoint(key, send_timeout=timeout)
+        self.stages = self.spec.num_stages
+        for s in range(self.stages):
+            who = payer.stage_provider(model_id, s)
+            rec = None if int(who, 16) == 0 else record_of(payer.client, who)
+            if rec is None:
+                raise TesseraError(f"stage {s} of model {model_id} publishes no endpoint")
+            self.ep.connect(f"stage{s}", rec.endpoint, rec.key)
+
+    def pay(self, tokens: int) -> tuple[bytes, int]:
+        """Pay for `tokens` tokens under a fresh request id; (request id, fee)."""
+        import os
+
+        from agents.transport.directory import pay_for_inference
+
+        rid = os.urandom(32)
+        return rid, pay_for_inference(self.p.client, self.model_id, rid, tokens)
+
+    def _step(self, rid: bytes, stage: int, position: int, payload: dict) -> dict:
+        from agents.roles.stage_loop import unflatten
+        from agents.training.hashing import tensors_hash
+        from agents.transport.frames import Header, Kind
+        from agents.transport.inference import sign_request
+        from agents.transport.payloads import payload_from_bytes, payload_to_bytes
+
+        ph = bytes.fromhex(tensors_hash(payload)[2:])
+        client = self.p.client
+        sig = sign_request(
+            client.account.key,
+            client.chain_id,
+            client.deployment.address("InferencePayments"),
+            rid,
+            stage,
+            position,
+            ph,
+        )
+        h = Header(
+            Kind.INFER,
+            self.model_id,
+            0,
+            0,
+            stage,
+            position,
+            request_id=rid,
+            payload_hash=ph,
+            signature=sig,
+        )
+        self.ep.send(f"stage{stage}", h, payload_to_bytes(payload))
+        m = self.ep.recv_from(f"stage{stage}", self.timeout)
+        if m is None:
+            raise TesseraError(f"stage {stage} did not answer within {self.timeout:.0f}s")
+        if m.header.kind is Kind.REFUSED:
+            raise TesseraError(m.payload.decode(errors="replace"))
+        if m.header.kind is not Kind.REPLY or m.header.request_id != rid:
+            raise TesseraError(f"stage {stage} answered with {m.header.kind.name}")
+        out = payload_from_bytes(m.payload)
+        return out if stage < self.stages - 1 else unflatten(out)
+
+    def generate(
+        self,
+        prompt: str | bytes,
+        max_new_tokens: int,
+        *,
+        request_id: bytes | None = None,
+        fee: int | None = None,
+        temperature: float = 0.8,
+        seed: int = 0,
+    ) -> PaidCompletion:
+        """Pay (unless `request_id` names a paid request), then generate token by token."""
+        import time
+
+        import torch
+
+        from agents.training.pipeline import _sample
+
+        if max_new_tokens < 1:
+            raise TesseraError("max_new_tokens must be at least 1")
+        out = bytearray(prompt.encode() if isinstance(prompt, str) else prompt)
+        if not out:
+            raise TesseraError("generation needs a non-empty prompt")
+        prompt_bytes = bytes(out)
+        if request_id is None:
+            request_id, fee = self.pay(max_new_tokens)
+        gen = torch.Generator().manual_seed(seed)
+        seq_len = self.spec.model.seq_len
+        t0 = time.perf_counter()
+        position, feed = 0, list(out[-seq_len:])
+        for _ in range(max_new_tokens):
+            if position + len(feed) > seq_len:  # window full: prefill the recent half again
+                feed, position = list(out[-(seq_len // 2) :]), 0
+            x: dict = {"tokens": torch.tensor([feed], dtype=torch.int64)}
+            for s in range(self.stages):
+                x = self._step(request_id, s, position, x)
+            position += len(feed)
+            token = _sample(x["logits"], temperature, gen)
+            out.append(token)
+            feed = [token]
+        seconds = time.perf_counter() - t0
+        return PaidCompletion(
+            "0x" + request_id.hex(),
+            prompt_bytes,
+            bytes(out[len(prompt_bytes) :]),
+            max_new_tokens,
+            fee or 0,
+            seconds,
+        )
+
+    def close(self) -> None:
+        self.ep.close()

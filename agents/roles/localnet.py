@@ -7,7 +7,10 @@ shows is exactly what the tests check. Agents are Ray actors made by `agent()`.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,6 +100,129 @@ class LocalNet:
         )
 
 
+class ProviderProcess:
+    """A provider in its own OS process (no Ray), talking to its peers over the transport.
+
+    What the demo and the tests use for the across-operators mode: the same
+    `python -m agents.roles.runner provider` an operator runs on its machine.
+    The staked key goes to the child in its environment, never on its command line.
+    """
+
+    def __init__(
+        self,
+        net: LocalNet,
+        index: int,
+        job_id: int,
+        *,
+        stage: int | None = None,
+        fault: str | None = None,
+        fault_rounds: tuple[int, ...] = (),
+        timeout: float = 20.0,
+        workdir: Path | None = None,
+    ) -> None:
+        self.net = net
+        self.index = index
+        self.job_id = job_id
+        self.stage = stage
+        self.address = net.address(index)
+        self.dir = (workdir or net.store_dir.parent / "providers") / f"p{index}"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.status_file = self.dir / "status.json"
+        self.log_file = self.dir / "provider.log"
+        self.stop_file = self.dir / "stop"
+        dep_file = self.dir / "deployment.json"
+        dep_file.write_text(net.deployment.to_json())
+        self.argv = [
+            sys.executable,
+            "-m",
+            "agents.roles.runner",
+            "provider",
+            "--rpc",
+            net.url,
+            "--store",
+            str(net.store_dir),
+            "--deployment",
+            str(dep_file),
+            "--job",
+            str(job_id),
+            "--key-file",
+            str(self.dir / "transport-key.json"),
+            "--timeout",
+            str(timeout),
+            "--status-file",
+            str(self.status_file),
+            "--stop-file",
+            str(self.stop_file),
+            "--log-file",
+            str(self.log_file),
+        ]
+        if stage is not None:
+            self.argv += ["--stage", str(stage)]
+        if fault:
+            self.argv += ["--fault", fault, "--fault-rounds", ",".join(map(str, fault_rounds))]
+        self.proc: subprocess.Popen | None = None
+        self.started = False
+
+    def start(self) -> ProviderProcess:
+        """Start (or restart) the process; returns self."""
+        self.stop_file.unlink(missing_ok=True)
+        env = {
+            **os.environ,
+            "TESSERA_PRIVATE_KEY": "0x" + bytes(self.net.keys[self.index].key).hex(),
+            "PYTHONUNBUFFERED": "1",
+        }
+        env.pop("RAY_ADDRESS", None)  # its own process, no cluster shared with anyone
+        self.proc = subprocess.Popen(
+            self.argv,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.dir / "stderr.log", "ab"),  # noqa: SIM115 (the child owns it)
+        )
+        self.started = True
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would (nothing flushed, nothing said)."""
+        if self.alive():
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Ask the process to stop, then make sure it did."""
+        if not self.alive():
+            return
+        self.stop_file.touch()
+        self.proc.terminate()  # the process stops between two socket waits
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+
+    def snapshot(self) -> dict:
+        """The process's last written stats (empty defaults before its first tick)."""
+        try:
+            return json.loads(self.status_file.read_text())
+        except (OSError, ValueError):
+            return {
+                "kind": "provider",
+                "address": self.address,
+                "stage": self.stage,
+                "commits": [],
+                "bundles": [],
+                "notes": [],
+            }
+
+    def log_text(self) -> str:
+        text = self.log_file.read_text() if self.log_file.exists() else ""
+        err = self.dir / "stderr.log"
+        return text + (err.read_text() if err.exists() else "")
+
+
 @contextlib.contextmanager
 def local_net(
     out: Path, *, params: dict[str, Any] | None = None, block_time: float = 1.0
@@ -153,15 +279,25 @@ class JobRun:
         return [*self.providers, *self.validators, *self.standbys]
 
     def snapshots(self) -> list[dict]:
-        import ray
+        procs = [a for a in self.actors if isinstance(a, ProviderProcess)]
+        actors = [a for a in self.actors if not isinstance(a, ProviderProcess)]
+        out = [p.snapshot() for p in procs if p.started]
+        if actors:
+            import ray
 
-        return ray.get([a.snapshot.remote() for a in self.actors])
+            out += ray.get([a.snapshot.remote() for a in actors])
+        return out
 
     def stop(self) -> None:
-        import ray
+        actors = [a for a in self.actors if not isinstance(a, ProviderProcess)]
+        for p in self.actors:
+            if isinstance(p, ProviderProcess):
+                p.stop()
+        if actors:
+            import ray
 
-        with contextlib.suppress(Exception):  # best effort: Ray tears them down anyway
-            ray.get([a.stop.remote() for a in self.actors], timeout=60)
+            with contextlib.suppress(Exception):  # best effort: Ray tears them down anyway
+                ray.get([a.stop.remote() for a in actors], timeout=60)
 
 
 def start_job(
@@ -175,11 +311,15 @@ def start_job(
     standby_indices: list[int] = (),
     faults: dict[int, tuple[str, tuple[int, ...]]] | None = None,
     resources: dict[int, dict[str, float]] | None = None,
+    transport: bool = False,
+    peer_timeout: float = 20.0,
 ) -> JobRun:
     """Post the job as `owner_index`, then start one provider per stage and the validators.
 
     `faults` maps a stage to (fault name, rounds); `resources` maps a participant index
-    to the Ray resources its agent (and stage host) must be placed with.
+    to the Ray resources its agent (and stage host) must be placed with. With
+    `transport`, every provider (standbys too) is its own OS process without Ray
+    (`ProviderProcess`) and the validators stay Ray actors of this process.
     """
     import ray
 
@@ -190,9 +330,22 @@ def start_job(
     owner = OwnerAgent(net.protocol(owner_index), net.store)
     posted = owner.post(spec, terms)
     job = posted.job_id
-    providers = []
+    providers: list[Any] = []
     for stage, idx in enumerate(provider_indices):
         fault, rounds = faults.get(stage, (None, ()))
+        if transport:
+            providers.append(
+                ProviderProcess(
+                    net,
+                    idx,
+                    job,
+                    stage=stage,
+                    fault=fault,
+                    fault_rounds=rounds,
+                    timeout=peer_timeout,
+                )
+            )
+            continue
         providers.append(
             net.agent(
                 "provider",
@@ -207,9 +360,20 @@ def start_job(
     validators = [
         net.agent("validator", i, job, resources=resources.get(i)) for i in validator_indices
     ]
-    standbys = [net.agent("provider", i, job, resources=resources.get(i)) for i in standby_indices]
-    ray.get([a.setup.remote() for a in [*providers, *validators]])
-    ray.get([a.start.remote() for a in [*providers, *validators]])
+    if transport:
+        standbys: list[Any] = [
+            ProviderProcess(net, i, job, timeout=peer_timeout) for i in standby_indices
+        ]
+        for p in providers:
+            p.start()
+    else:
+        standbys = [
+            net.agent("provider", i, job, resources=resources.get(i)) for i in standby_indices
+        ]
+    actors = [a for a in [*providers, *validators] if not isinstance(a, ProviderProcess)]
+    if actors:
+        ray.get([a.setup.remote() for a in actors])
+        ray.get([a.start.remote() for a in actors])
     return JobRun(job, posted.spec_cid, owner, providers, validators, list(standbys))
 
 
@@ -237,8 +401,11 @@ def drive(net: LocalNet, run: JobRun, *, timeout: float, on_tick=None, interval:
         ]
         if vacant and state.status == JobStatus.RUNNING and run.standbys:
             standby = run.standbys.pop(0)
-            ray.get(standby.setup.remote())
-            ray.get(standby.start.remote())
+            if isinstance(standby, ProviderProcess):
+                standby.start()
+            else:
+                ray.get(standby.setup.remote())
+                ray.get(standby.start.remote())
             run.started_standbys.append(standby)
             run.providers.append(standby)
         if on_tick is not None:

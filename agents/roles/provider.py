@@ -16,9 +16,11 @@ rebuild, so a provider that crashes and restarts picks up where it was:
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 
 from agents.chain.client import EventCursor
 from agents.chain.errors import RevertError
@@ -29,6 +31,7 @@ from agents.lineage.documents import JobSpec, RoundRecord
 from agents.protocol.rounds import Phase
 from agents.roles.keeper import Keeper
 from agents.roles.stage_host import StageHost, host_actor_name
+from agents.roles.stage_loop import RoundOver, TransportOptions
 from agents.training.traces import leaf_hash, sample_leaves, trace_tree
 from agents.training.worker import Fault
 
@@ -70,8 +73,15 @@ class ProviderAgent:
         fault: Fault | Misbehaviour | None = None,
         fault_rounds: frozenset[int] = frozenset(),
         resources: dict[str, float] | None = None,
+        transport: TransportOptions | None = None,
     ):
         self.p = protocol
+        # Set: this provider runs its stage in-process and talks to its neighbours over the
+        # transport (one operator per process, no shared Ray); None: Ray actors, one cluster.
+        self.transport = transport
+        self._link = None
+        self._pending = None  # first message of a round this stage has not started yet
+        self.stopping = threading.Event()  # set by the process that runs this agent
         self.store = store
         self.store_spec = store_spec
         self.job_id = job_id
@@ -151,10 +161,22 @@ class ProviderAgent:
 
     # -- the stage host ------------------------------------------------------------------
     def host(self):
-        """This provider's stage actor (created on first use, found by name after)."""
-        import ray
+        """This provider's stage actor (created on first use, found by name after).
 
+        In transport mode the host is a plain object in this process.
+        """
+        if self._host is None and self.transport is not None:
+            fault = self.fault if isinstance(self.fault, Fault) else None
+            self._host = StageHost(
+                self.spec.model_dump(mode="json"),
+                self.stage,
+                store=self.store,
+                fault=fault,
+                fault_rounds=tuple(self.fault_rounds),
+            )
         if self._host is None:
+            import ray
+
             name = host_actor_name(self.job_id, self.stage, self.me)
             fault = self.fault if isinstance(self.fault, Fault) else None
             opts = {"name": name, "namespace": NAMESPACE, "get_if_exists": True, "num_cpus": 0}
@@ -203,6 +225,15 @@ class ProviderAgent:
             "serving again"
         )
 
+    def _host_call(self, method: str, *args):
+        """Call the stage host, in this process or through Ray."""
+        fn = getattr(self.host(), method)
+        if self.transport is not None:
+            return fn(*args)
+        import ray
+
+        return ray.get(fn.remote(*args))
+
     def _round_start_checkpoint(self, round_: int) -> tuple[str | None, str | None]:
         """(checkpoint CID, record CID) this stage starts `round_` from."""
         last = self.p.last_finalized_round(self.job_id, self.stage)
@@ -216,8 +247,6 @@ class ProviderAgent:
     # -- the loop ------------------------------------------------------------------------
     def tick(self) -> None:
         """One pass over the chain state; see the module docstring."""
-        import ray
-
         try:  # keeper duties first: they must run even when this stage has nothing to do
             self.keeper.tick()
         except TesseraError as exc:
@@ -231,25 +260,135 @@ class ProviderAgent:
             self.stats.notes.append(f"lost stage {self.stage} (slashed or vacated)")
             return
         self._answer_challenges()
+        if self.transport is not None and state.status == JobStatus.COMPLETED:
+            self._serve(None, seconds=10.0)  # a finished model keeps serving paid inference
+            return
         if state.status != JobStatus.RUNNING:
             return
         r = state.current_round
         phase = self.keeper.phase(r)
         if phase in (Phase.NOT_STARTED, Phase.FINALIZED):
             return
-        host = self.host()
-        status = ray.get(host.status.remote())
+        status = self._host_call("status")
         if status["prepared"] != (self.job_id, r):
             ckpt, _ = self._round_start_checkpoint(r)
-            ray.get(host.prepare.remote(self.job_id, r, ckpt))
-            return
-        if self.stage == 0:
+            self._host_call("prepare", self.job_id, r, ckpt)
+            if self.transport is None:
+                return
+        if self.transport is not None:
+            self._train_over_transport(r, phase)
+        elif self.stage == 0:
             self._drive(r)
         mine = self.p.commitment(self.job_id, r, self.stage)
         if not mine.exists and phase is Phase.TRAINING:
             self._commit(r)
         elif mine.exists and not mine.slashed and phase in (Phase.CHALLENGE, Phase.AWAITING_SEED):
             self._publish_bundle(r)
+
+    # -- transport mode: this stage's own loop -------------------------------------------
+    def link(self):
+        """This provider's transport session (made, and published on-chain, on first use)."""
+        if self._link is None:
+            from agents.roles.stage_loop import ChainPeerView, StageLink
+            from agents.transport.keys import load_or_create_key
+
+            o = self.transport
+            self._link = StageLink(
+                ChainPeerView(self.p, self.job_id),
+                self.job_id,
+                self.stage,
+                self.p.job_terms(self.job_id).num_stages,
+                key=load_or_create_key(Path(o.key_path)),
+                bind=o.bind,
+                advertise=o.advertise,
+                timeout=o.timeout,
+            )
+            self._link.engine_spec = self.spec
+            self._link.engine_loader = self._finalized_state
+            self._link.publish()
+        return self._link
+
+    def _finalized_state(self) -> tuple[int | None, bytes | None]:
+        """(round, checkpoint bytes) of this stage's last finalized round, for inference."""
+        last = self.p.last_finalized_round(self.job_id, self.stage)
+        if last < 0:
+            return None, None
+        record_cid = self.p.commitment(self.job_id, last, self.stage).record_cid
+        rec = load_document(self.store, record_cid, RoundRecord)
+        return last, self.store.cat(rec.new_checkpoint)
+
+    def _train_over_transport(self, round_: int, phase: Phase) -> None:
+        """Train `round_` with the neighbours (or answer them and clients until next tick)."""
+        from agents.roles.stage_loop import new_attempt
+
+        link = self.link()
+        if not link.refresh():
+            self._serve(round_)  # a neighbour has not published its endpoint yet
+            return
+        trained = self._host_call("take_result", self.job_id, round_) is not None
+        if phase is Phase.TRAINING and not trained:
+            first, self._pending = self._pending, None
+            if first is not None and first.header.round != round_:
+                first = None
+            self._attempts(round_, first.header.attempt if first else new_attempt(), first)
+        else:
+            self._serve(round_)
+
+    def _attempts(self, round_: int, attempt: int, first) -> None:
+        from agents.roles.stage_loop import Restart
+        from agents.transport.endpoint import PeerTimeout
+
+        link = self.link()
+        for _ in range(8):  # bounded, so one tick never hangs on a flapping peer
+            try:
+                t0 = time.monotonic()
+                link.train_round(self.host(), self.p.client.account.key, round_, attempt, first)
+                self.stats.rounds_driven += 1
+                log.info(
+                    "job %s round %s stage %s trained in %.1fs",
+                    self.job_id,
+                    round_,
+                    self.stage,
+                    time.monotonic() - t0,
+                )
+                return
+            except Restart as exc:
+                attempt, first = exc.attempt, exc.message
+                link.stats["restarts"] += 1
+            except RoundOver as exc:
+                self._pending = exc.message
+                return
+            except PeerTimeout as exc:  # retry next tick under a newer attempt
+                self.stats.notes.append(f"round {round_} attempt failed: {exc}")
+                return
+
+    def _serve(self, round_: int | None, seconds: float | None = None) -> None:
+        """Answer resets and paid inference for `serve_seconds`; rerun a round a peer retries."""
+        from agents.roles.stage_loop import Restart
+
+        link = self.link()
+        if link.engine is not None:
+            last = self.p.last_finalized_round(self.job_id, self.stage)
+            if link.engine[0] != last:
+                link.engine = None  # a newer round finalized: serve that checkpoint
+        deadline = time.monotonic() + (seconds or self.transport.serve_seconds)
+        while (left := deadline - time.monotonic()) > 0 and not self.stopping.is_set():
+            try:
+                link.pump(min(left, 0.5), training=False)
+            except Restart as exc:
+                if round_ is not None and link.refresh():
+                    link.stats["restarts"] += 1
+                    self._attempts(round_, exc.attempt, exc.message)
+                return
+            except RoundOver as exc:
+                self._pending = exc.message
+                return
+
+    def close(self) -> None:
+        """Close the transport (transport mode)."""
+        if self._link is not None:
+            self._link.close()
+            self._link = None
 
     def _cheating(self, misbehaviour: Misbehaviour, round_: int) -> bool:
         return self.fault is misbehaviour and round_ in self.fault_rounds
@@ -294,9 +433,7 @@ class ProviderAgent:
         log.info("job %s round %s trained in %.1fs", self.job_id, round_, time.monotonic() - t0)
 
     def _commit(self, round_: int) -> None:
-        import ray
-
-        result = ray.get(self.host().take_result.remote(self.job_id, round_))
+        result = self._host_call("take_result", self.job_id, round_)
         if result is None:
             return
         checkpoint_cid = self.store.add_bytes(result.state_bytes)
@@ -326,19 +463,17 @@ class ProviderAgent:
             self.stats.losses[round_] = result.metrics["loss"]
 
     def _publish_bundle(self, round_: int) -> None:
-        import ray
-
         if round_ in self._posted or self._cheating(Misbehaviour.WITHHOLD_BUNDLES, round_):
             return
         seed = self.p.audit_seed(self.job_id, round_)
         if seed is None:
             return
-        if ray.get(self.host().take_result.remote(self.job_id, round_)) is None:
+        if self._host_call("take_result", self.job_id, round_) is None:
             return  # lost in a restart: the driver retrains the round first
         terms = self.p.job_terms(self.job_id)
         n = self.spec.training.steps_per_round * self.spec.training.micro_batches
         leaves = sample_leaves(seed, self.stage, terms.audit_leaves, n)
-        bundle = ray.get(self.host().make_audit_bundle.remote(leaves))
+        bundle = self._host_call("make_audit_bundle", leaves)
         self.p.post_audit_bundle(self.job_id, round_, self.stage, bundle)
         self._posted.add(round_)
         self.stats.bundles.append((round_, bundle))
@@ -358,8 +493,6 @@ class ProviderAgent:
                 self._pending_challenges.add(int(a["disputeId"]))
 
     def _answer_challenges(self) -> None:
-        import ray
-
         for dispute_id in sorted(self._pending_challenges):
             d = self.p.dispute(dispute_id)
             if d.provider.lower() != self.me.lower() or d.status != DisputeStatus.AWAITING_RESPONSE:
@@ -367,12 +500,12 @@ class ProviderAgent:
                 continue
             if self._cheating(Misbehaviour.WITHHOLD_BUNDLES, d.round):
                 continue
-            if ray.get(self.host().take_result.remote(self.job_id, d.round)) is None:
+            if self._host_call("take_result", self.job_id, d.round) is None:
                 continue  # wait for the driver to retrain the round after a restart
-            bundle = ray.get(self.host().make_audit_bundle.remote([d.leaf_index]))
+            bundle = self._host_call("make_audit_bundle", [d.leaf_index])
             try:
                 if int(d.leaf_hash, 16) == 0:  # challenged by index: reveal the committed leaf
-                    result = ray.get(self.host().take_result.remote(self.job_id, d.round))
+                    result = self._host_call("take_result", self.job_id, d.round)
                     tree = trace_tree(result.leaves)
                     self.p.reveal_leaf(
                         dispute_id,

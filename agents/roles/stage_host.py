@@ -76,7 +76,13 @@ class StageHost(StageActorShell):
             raise PipelineError(
                 f"stage {self.worker.stage} is prepared for {self._prepared}, not {(job_id, round)}"
             )
-        if self._failure is not None or self.worker.state_hash() != self._start_hash:
+        # A round left open by a lost peer, a failure, or any state change: only the
+        # checkpoint is sound, so every attempt starts from it.
+        if (
+            self._failure is not None
+            or self.worker._round is not None
+            or self.worker.state_hash() != self._start_hash
+        ):
             self._reset(self._start_bytes)
         super().begin_round(job_id, round)
 
@@ -84,6 +90,11 @@ class StageHost(StageActorShell):
         """Keep the full result here; hand the driver everything but the weights."""
         self._result = super().end_round()
         return dataclasses.replace(self._result, state_bytes=b"")
+
+    def end_round_full(self) -> StageRoundResult:
+        """In-process use (the transport loop): keep and return the full result."""
+        self._result = super().end_round()
+        return self._result
 
     def node_id(self) -> str:
         """The Ray node this host runs on (placement checks)."""

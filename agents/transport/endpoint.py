@@ -205,9 +205,7 @@ class Endpoint:
                     break
                 except zmq.Again:
                     if time.monotonic() > deadline or self._stop.is_set():
-                        raise PeerTimeout(
-                            f"peer {name} took nothing for {timeout:.1f}s"
-                        ) from None
+                        raise PeerTimeout(f"peer {name} took nothing for {timeout:.1f}s") from None
                     time.sleep(0.002)
                 except zmq.ZMQError as exc:  # router_mandatory: the client went away
                     raise PeerTimeout(f"peer {name}: {exc}") from None
