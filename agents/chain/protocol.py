@@ -201,6 +201,20 @@ class Protocol:
     def providers(self, job_id: int, num_stages: int) -> list[str]:
         return [self.stage_provider(job_id, s) for s in range(num_stages)]
 
+    def validators(self) -> list[str]:
+        """Every registered validator (whose leaf samples a provider's bundle must cover)."""
+        n = int(self.client.call("AuditCourt", "validatorCount"))
+        return [self.client.call("AuditCourt", "validatorAt", i) for i in range(n)]
+
+    def initial_state_hash(self, job_id: int, stage: int) -> str | None:
+        """The stage's initial state hash committed with the job; None where the deployed
+        JobMarket predates initial state hashes."""
+        try:
+            value = self.client.call("JobMarket", "initialStateHash", job_id, stage)
+        except Exception:  # no such function in this deployment's ABI
+            return None
+        return "0x" + bytes(value).hex()
+
     def last_finalized_round(self, job_id: int, stage: int) -> int:
         """The last round whose checkpoint of `stage` is final (-1: none)."""
         return int(self.client.call("JobMarket", "lastFinalizedRound", job_id, stage))

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agents.errors import TesseraError
 from agents.spec import JobSpec
+from agents.spec.pinning import pin_determinism
 
 if TYPE_CHECKING:  # web3 loads only when terms are built, not for formatting or checks
     from agents.chain.protocol import JobTerms
@@ -115,12 +116,14 @@ def load_job_file(path: str | Path) -> JobFile:
     if not isinstance(data, dict):
         raise JobFileError(f"job file {path} must hold an object with 'spec' and 'terms'")
     try:
-        return JobFile.model_validate(data)
+        job = JobFile.model_validate(data)
     except ValidationError as exc:
         n = exc.error_count()
         raise JobFileError(
             f"invalid job file {path} ({n} problem{'s' if n > 1 else ''}): {_all_errors(exc)}"
         ) from None
+    # What the file leaves open is pinned to the poster's platform (then checked at post).
+    return job.model_copy(update={"spec": pin_determinism(job.spec)})
 
 
 # -- what the contract accepts --------------------------------------------------------------

@@ -313,6 +313,7 @@ def start_job(
     resources: dict[int, dict[str, float]] | None = None,
     transport: bool = False,
     peer_timeout: float = 20.0,
+    validator_platforms: dict[int, str] | None = None,
 ) -> JobRun:
     """Post the job as `owner_index`, then start one provider per stage and the validators.
 
@@ -320,6 +321,8 @@ def start_job(
     to the Ray resources its agent (and stage host) must be placed with. With
     `transport`, every provider (standbys too) is its own OS process without Ray
     (`ProviderProcess`) and the validators stay Ray actors of this process.
+    `validator_platforms` puts a validator's replays on another platform
+    (`agents.faults.PLATFORMS`, tests only).
     """
     import ray
 
@@ -357,8 +360,10 @@ def start_job(
                 resources=resources.get(idx),
             )
         )
+    platforms = validator_platforms or {}
     validators = [
-        net.agent("validator", i, job, resources=resources.get(i)) for i in validator_indices
+        net.agent("validator", i, job, resources=resources.get(i), platform=platforms.get(i))
+        for i in validator_indices
     ]
     if transport:
         standbys: list[Any] = [

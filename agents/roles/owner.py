@@ -16,6 +16,7 @@ from agents.lineage.documents import (
 )
 from agents.roles.jobfile import TermsInput, format_tsr
 from agents.roles.keeper import Keeper
+from agents.spec.pinning import require_pinned
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ class OwnerAgent:
 
     def post(self, spec: JobSpec, terms: TermsInput) -> PostedJob:
         """Store the spec on IPFS and post the job with its escrow."""
+        require_pinned(spec)  # every determinism setting a replay needs, or refuse
         if not self.store.has(spec.dataset):
             raise TesseraError(f"dataset {spec.dataset} is not in the content store")
         escrow = terms.to_terms(spec, "").escrow

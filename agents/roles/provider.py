@@ -9,8 +9,12 @@ rebuild, so a provider that crashes and restarts picks up where it was:
 2. stage 0's provider drives the pipeline once every stage's host is
    prepared, and again if any host has lost its result before finalization;
 3. publish the checkpoint and RoundRecord, then `commitRound` (once);
-4. after the seal, publish the audit bundle of the sampled leaves;
+4. after the seal, publish one audit bundle covering every validator's sampled leaves
+   (from the per-step snapshots the stage worker kept: nothing is recomputed);
 5. answer every challenge against this stage with a bundle for that leaf.
+
+The agent does not know how to cheat: `agents.faults.FaultyProviderAgent`
+overrides the hooks marked below for the audits' tests and the demo.
 """
 
 from __future__ import annotations
@@ -19,7 +23,6 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 
 from agents.chain.client import EventCursor
@@ -32,18 +35,10 @@ from agents.protocol.rounds import Phase
 from agents.roles.keeper import Keeper
 from agents.roles.stage_host import StageHost, host_actor_name
 from agents.roles.stage_loop import RoundOver, TransportOptions
-from agents.training.traces import leaf_hash, sample_leaves, trace_tree
-from agents.training.worker import Fault
+from agents.training.traces import leaf_hash, sample_leaves, trace_tree, union_sample
 
 log = logging.getLogger(__name__)
 NAMESPACE = "tessera"
-
-
-class Misbehaviour(Enum):
-    """Protocol-level cheats (training-level ones are `agents.training.worker.Fault`)."""
-
-    WITHHOLD_BUNDLES = "withhold-bundles"  # never publish audit bundles nor answer challenges
-    GARBAGE_RECORD = "garbage-record"  # commit the real root, publish a record that lies
 
 
 @dataclass
@@ -70,8 +65,6 @@ class ProviderAgent:
         job_id: int,
         stage: int | None = None,
         from_block: int = 0,
-        fault: Fault | Misbehaviour | None = None,
-        fault_rounds: frozenset[int] = frozenset(),
         resources: dict[str, float] | None = None,
         transport: TransportOptions | None = None,
     ):
@@ -86,8 +79,6 @@ class ProviderAgent:
         self.store_spec = store_spec
         self.job_id = job_id
         self.stage = stage
-        self.fault = fault
-        self.fault_rounds = frozenset(fault_rounds)
         self.resources = resources or {}
         self.keeper = Keeper(protocol, job_id, from_block)
         self.stats = ProviderStats()
@@ -166,29 +157,25 @@ class ProviderAgent:
         In transport mode the host is a plain object in this process.
         """
         if self._host is None and self.transport is not None:
-            fault = self.fault if isinstance(self.fault, Fault) else None
             self._host = StageHost(
-                self.spec.model_dump(mode="json"),
+                self._host_spec().model_dump(mode="json"),
                 self.stage,
                 store=self.store,
-                fault=fault,
-                fault_rounds=tuple(self.fault_rounds),
+                worker_factory=self._worker_factory(),
             )
         if self._host is None:
             import ray
 
             name = host_actor_name(self.job_id, self.stage, self.me)
-            fault = self.fault if isinstance(self.fault, Fault) else None
             opts = {"name": name, "namespace": NAMESPACE, "get_if_exists": True, "num_cpus": 0}
             if self.resources:
                 opts["resources"] = self.resources
             actor_cls = ray.remote(StageHost)
             self._host = actor_cls.options(**opts).remote(
-                self.spec.model_dump(mode="json"),
+                self._host_spec().model_dump(mode="json"),
                 self.stage,
                 store=self.store_spec,
-                fault=fault,
-                fault_rounds=tuple(self.fault_rounds),
+                worker_factory=self._worker_factory(),
             )
         return self._host
 
@@ -390,8 +377,27 @@ class ProviderAgent:
             self._link.close()
             self._link = None
 
-    def _cheating(self, misbehaviour: Misbehaviour, round_: int) -> bool:
-        return self.fault is misbehaviour and round_ in self.fault_rounds
+
+    # -- hooks a faulty subclass overrides (agents.faults) ---------------------------------
+    def _host_spec(self) -> JobSpec:
+        """The spec the stage host trains under: the job's own."""
+        return self.spec
+
+    def _worker_factory(self):
+        """The stage worker class (None: the honest StageWorker)."""
+        return None
+
+    def _record_spec_cid(self) -> str:
+        """The spec CID the RoundRecord names: the job's, from the chain."""
+        return self.p.job_terms(self.job_id).spec_cid
+
+    def _published(self, round_: int, record: RoundRecord, result) -> tuple[RoundRecord, str]:
+        """The (record, trace root) to store and commit for a trained round."""
+        return record, result.trace_root
+
+    def _withholds(self, round_: int) -> bool:
+        """Whether to keep this round's bundles and answers back: never."""
+        return False
 
     def _hosts(self) -> list | None:
         import ray
@@ -440,20 +446,15 @@ class ProviderAgent:
         parent_ckpt, parent_record = self._round_start_checkpoint(round_)
         record = result.to_record(
             provider=self.me,
-            spec=self.p.job_terms(self.job_id).spec_cid,
+            spec=self._record_spec_cid(),
             new_checkpoint=checkpoint_cid,
             parent_checkpoint=parent_ckpt,
             parent_record=parent_record,
         )
-        if self._cheating(Misbehaviour.GARBAGE_RECORD, round_):
-            # Claims other outputs than it committed: nobody can prove a leaf against the root.
-            forged = [
-                leaf.model_copy(update={"output": "0x" + "ee" * 32}) for leaf in record.leaves
-            ]
-            record = record.model_copy(update={"leaves": forged})
+        record, root = self._published(round_, record, result)
         record_cid = save_document(self.store, record)
         try:
-            self.p.commit_round(self.job_id, round_, self.stage, result.trace_root, record_cid)
+            self.p.commit_round(self.job_id, round_, self.stage, root, record_cid)
         except RevertError as exc:
             if self.p.commitment(self.job_id, round_, self.stage).exists:
                 return  # committed before a restart: nothing lost, nothing doubled
@@ -463,7 +464,7 @@ class ProviderAgent:
             self.stats.losses[round_] = result.metrics["loss"]
 
     def _publish_bundle(self, round_: int) -> None:
-        if round_ in self._posted or self._cheating(Misbehaviour.WITHHOLD_BUNDLES, round_):
+        if round_ in self._posted or self._withholds(round_):
             return
         seed = self.p.audit_seed(self.job_id, round_)
         if seed is None:
@@ -472,7 +473,9 @@ class ProviderAgent:
             return  # lost in a restart: the driver retrains the round first
         terms = self.p.job_terms(self.job_id)
         n = self.spec.training.steps_per_round * self.spec.training.micro_batches
-        leaves = sample_leaves(seed, self.stage, terms.audit_leaves, n)
+        # One bundle for every registered validator's own sample (each draws from its address).
+        leaves = union_sample(seed, self.stage, self.p.validators(), terms.audit_leaves, n)
+        leaves = leaves or sample_leaves(seed, self.stage, terms.audit_leaves, n)
         bundle = self._host_call("make_audit_bundle", leaves)
         self.p.post_audit_bundle(self.job_id, round_, self.stage, bundle)
         self._posted.add(round_)
@@ -498,7 +501,7 @@ class ProviderAgent:
             if d.provider.lower() != self.me.lower() or d.status != DisputeStatus.AWAITING_RESPONSE:
                 self._pending_challenges.discard(dispute_id)
                 continue
-            if self._cheating(Misbehaviour.WITHHOLD_BUNDLES, d.round):
+            if self._withholds(d.round):
                 continue
             if self._host_call("take_result", self.job_id, d.round) is None:
                 continue  # wait for the driver to retrain the round after a restart

@@ -20,14 +20,17 @@ from dataclasses import dataclass
 
 from agents.errors import TesseraError
 
-Item = tuple[str, str, list[int]]  # (bundle CID, record CID, leaf indices)
+# (bundle CID, record CID, leaf indices, ChainBinding.to_json() of the commitment)
+Item = tuple[str, str, list[int], dict]
 
 
 @dataclass(frozen=True)
 class ReplayVerdict:
     """Outcome of replaying one leaf."""
 
-    match: bool | None  # None: the replay process itself failed (never grounds for a challenge)
+    # None: abstain — the replay could not reproduce the platform, or the process
+    # failed; never grounds for a challenge or a guilty vote.
+    match: bool | None
     mismatched: tuple[str, ...]
     detail: str
 
@@ -74,37 +77,57 @@ class ReplayWorker:
             self._proc.wait()
             self._proc = None
 
-    def replay(self, items: list[Item]) -> tuple[dict[tuple[str, int], ReplayVerdict], float]:
-        """Replay every item; returns {(record CID, leaf): verdict} and the seconds taken."""
-        start = time.monotonic()
+    def _ask(self, request: dict) -> dict | None:
+        """One request/reply with the child (restarted if it died); None if it failed."""
         with self._lock:
             if self._proc is None or self._proc.poll() is not None:
                 self._proc = self._start()
             proc = self._proc
-            detail = "replay process died"
             try:
-                proc.stdin.write(json.dumps({"items": [list(i) for i in items]}) + "\n")
+                proc.stdin.write(json.dumps(request) + "\n")
                 proc.stdin.flush()
                 ready, _, _ = select.select([proc.stdout], [], [], self.timeout)
                 line = proc.stdout.readline() if ready else ""
             except (BrokenPipeError, OSError):
                 line = ""
             if not line:
-                detail = detail if ready else f"replay timed out after {self.timeout:.0f}s"
                 self.close()
-                reply: dict = {"rows": []}
-            else:
-                reply = json.loads(line)
+                return None
+            return json.loads(line)
+
+    def state_hashes(self, checkpoints: list[tuple[str, int]]) -> list[str | None]:
+        """State hash of each (checkpoint CID, stage): the zero hash where the checkpoint is not
+        a stage state, None for all if the child failed (no finding can come from that)."""
+        reply = self._ask({"state_hashes": [list(c) for c in checkpoints]}) or {}
+        return reply.get("hashes") or [None] * len(checkpoints)
+
+    def initial_hashes(self, spec_cid: str, stages: list[int]) -> list[str | None]:
+        """The state hash each stage of the spec starts round 0 from (None: not computable)."""
+        reply = self._ask({"initial": [[spec_cid, s] for s in stages]}) or {}
+        return reply.get("hashes") or [None] * len(stages)
+
+    def replay(self, items: list[Item]) -> tuple[dict[tuple[str, int], ReplayVerdict], float]:
+        """Replay every item; returns {(record CID, leaf): verdict} and the seconds taken.
+
+        The verdicts cover every leaf of every replayed step, not only those asked for.
+        """
+        start = time.monotonic()
+        reply = self._ask({"items": [list(i) for i in items]})
+        detail = "replay process died or timed out"
+        if reply is None:
+            reply = {"rows": []}
         seconds = time.monotonic() - start
         if "error" in reply:
             raise TesseraError(f"replay worker refused the request: {reply['error']}")
         found = {
             (row["record"], int(row["leaf_index"])): ReplayVerdict(
-                bool(row["match"]), tuple(row.get("mismatched", ())), str(row.get("detail", ""))
+                None if row["match"] is None else bool(row["match"]),
+                tuple(row.get("mismatched", ())),
+                str(row.get("detail", "")),
             )
             for row in reply["rows"]
         }
-        for _, record, leaves in items:
+        for _, record, leaves, _ in items:
             for leaf in leaves:
                 found.setdefault((record, leaf), ReplayVerdict(None, (), detail))
         return found, seconds

@@ -30,6 +30,8 @@ class AgentRunner:
         stage: int | None = None,
         fault: str | None = None,
         fault_rounds: tuple[int, ...] = (),
+        other_dataset: str | None = None,
+        platform: str | None = None,
         resources: dict[str, float] | None = None,
         confirmations: int = 0,
         log_level: int = logging.WARNING,
@@ -49,29 +51,40 @@ class AgentRunner:
         self.kind = kind
         self.address = conn.client.address
         if kind == "provider":
-            from agents.roles.provider import Misbehaviour, ProviderAgent
-            from agents.training.worker import Fault
+            from agents.roles.provider import ProviderAgent
 
-            parsed: Any = None
-            if fault:
-                names = {f.value: f for f in [*Fault, *Misbehaviour]}
-                parsed = names.get(fault) or Fault[fault.upper().replace("-", "_")]
-            self.agent: Any = ProviderAgent(
-                conn.protocol,
-                conn.store,
+            kwargs: dict[str, Any] = dict(
                 store_spec=store,
                 job_id=job_id,
                 stage=stage,
                 from_block=dep.block,
-                fault=parsed,
-                fault_rounds=frozenset(fault_rounds),
                 resources=resources,
             )
+            if fault:
+                # Only the demo and the tests ask for a cheat: the faults live apart.
+                from agents.faults import Fault, FaultyProviderAgent
+
+                self.agent: Any = FaultyProviderAgent(
+                    conn.protocol,
+                    conn.store,
+                    fault=Fault.parse(fault),
+                    fault_rounds=frozenset(fault_rounds),
+                    other_dataset=other_dataset,
+                    **kwargs,
+                )
+            else:
+                self.agent = ProviderAgent(conn.protocol, conn.store, **kwargs)
         elif kind == "validator":
             from agents.roles.validator import ValidatorAgent
 
+            worker = None
+            if platform:
+                # A validator whose replays run on another platform (tests only).
+                from agents.faults import ForeignReplayWorker
+
+                worker = ForeignReplayWorker(store, platform)
             self.agent = ValidatorAgent(
-                conn.protocol, conn.store, store, job_id, from_block=dep.block
+                conn.protocol, conn.store, store, job_id, from_block=dep.block, replay_worker=worker
             )
         else:
             raise ValueError(f"unknown agent kind {kind!r}")
@@ -133,16 +146,6 @@ def agent_actor(resources: dict[str, float] | None = None):
 # ---------------------------------------------------------------------------------------
 
 
-def _parse_fault(fault: str | None):
-    from agents.roles.provider import Misbehaviour
-    from agents.training.worker import Fault
-
-    if not fault:
-        return None
-    names = {f.value: f for f in [*Fault, *Misbehaviour]}
-    return names.get(fault) or Fault[fault.upper().replace("-", "_")]
-
-
 def provider_process_main(argv: list[str] | None = None) -> int:
     """`python -m agents.roles.runner provider ...`: one provider in its own process.
 
@@ -201,15 +204,11 @@ def provider_process_main(argv: list[str] | None = None) -> int:
         dep = Deployment.from_dict(json.loads(Path(args.deployment).read_text()))
         conn = connect(rpc=args.rpc, private_key=key, store=args.store, deployment=dep)
         rounds = frozenset(int(r) for r in args.fault_rounds.split(",") if r)
-        agent = ProviderAgent(
-            conn.protocol,
-            conn.store,
+        kwargs = dict(
             store_spec=args.store,
             job_id=args.job,
             stage=args.stage,
             from_block=dep.block,
-            fault=_parse_fault(args.fault),
-            fault_rounds=rounds,
             transport=TransportOptions(
                 key_path=Path(args.key_file),
                 bind=args.bind,
@@ -217,6 +216,19 @@ def provider_process_main(argv: list[str] | None = None) -> int:
                 timeout=args.timeout,
             ),
         )
+        if args.fault:
+            # Only the demo and the tests ask for a cheat: the faults live apart.
+            from agents.faults import Fault, FaultyProviderAgent
+
+            agent = FaultyProviderAgent(
+                conn.protocol,
+                conn.store,
+                fault=Fault.parse(args.fault),
+                fault_rounds=rounds,
+                **kwargs,
+            )
+        else:
+            agent = ProviderAgent(conn.protocol, conn.store, **kwargs)
         agent.stopping = stop
         stage = agent.join()
         link = agent.link()

@@ -19,19 +19,16 @@ from typing import Any
 from agents.lineage.documents import JobSpec
 from agents.training.errors import PipelineError
 from agents.training.pipeline import StageActorShell
-from agents.training.worker import StageRoundResult, StageWorker
+from agents.training.worker import StageRoundResult
 
 
 class StageHost(StageActorShell):
     """One stage of one job, owned by one provider."""
 
-    def __init__(self, spec_json: dict, stage: int, *, store: Any, fault=None, fault_rounds=()):
+    def __init__(self, spec_json: dict, stage: int, *, store: Any, worker_factory: Any = None):
         spec = JobSpec.model_validate(spec_json)
-        super().__init__(
-            spec, stage, store=store, fault=fault, fault_rounds=frozenset(fault_rounds)
-        )
+        super().__init__(spec, stage, store=store, worker_factory=worker_factory)
         self._spec = spec
-        self._fault = (fault, frozenset(fault_rounds))
         self._prepared: tuple[int, int] | None = None
         self._start_bytes: bytes | None = None
         self._start_hash = ""
@@ -50,14 +47,8 @@ class StageHost(StageActorShell):
         return self._start_hash
 
     def _reset(self, state: bytes | None) -> None:
-        fault, rounds = self._fault
-        self.worker = StageWorker(
-            self._spec,
-            self.worker.stage,
-            store=self.worker.store,
-            state=state,
-            fault=fault,
-            fault_rounds=rounds,
+        self.worker = self._worker_factory(
+            self._spec, self.worker.stage, store=self.worker.store, state=state
         )
         self._failure = None
 

@@ -1,11 +1,17 @@
 """The validator: audits sealed rounds, challenges cheaters, serves on committees.
 
-For every sealed round of a job it (1) checks each stage's record against its
-commitment and the boundaries between stages, (2) replays the sampled leaves
-from the providers' audit bundles in a separate process, and (3) challenges
-a mismatching leaf, or a sampled leaf whose bundle never appeared. As a
-committee member it replays the disputed leaf from the provider's answer and
-votes by commit–reveal, with a salt it can rebuild from its key alone.
+For every sealed round of a job it (1) checks each stage's record against
+its on-chain commitment (spec, job, round, stage, provider, root), each
+stage's state chain (within the round, from the last final state or the
+initial state, into the published checkpoint) and the boundaries between
+stages, (2) replays its OWN sample of leaves (drawn from the seed and its
+address) — every micro-batch of each sampled step — from the providers' audit
+bundles in a separate process, bound to the chain, and (3) challenges a
+mismatching leaf, or a sampled leaf whose bundle never appeared. A replay
+that cannot reproduce the platform abstains: no challenge. As a committee
+member it replays the disputed leaf's whole step and votes by commit–reveal,
+with a salt it can rebuild from its key alone; it does not vote when it
+cannot reproduce the platform.
 """
 
 from __future__ import annotations
@@ -18,12 +24,13 @@ from agents.chain.errors import RevertError
 from agents.chain.protocol import DisputeStatus, JobStatus, Protocol
 from agents.lineage import load_document
 from agents.lineage.documents import RoundRecord
-from agents.protocol.audit import Finding, check_boundaries, check_record
+from agents.protocol.audit import Finding, attribute_boundary, check_boundaries, check_record
 from agents.protocol.rounds import Phase
 from agents.protocol.votes import vote_commitment, vote_salt
 from agents.roles.keeper import Keeper
 from agents.roles.replay import ReplayWorker
-from agents.training.traces import leaf_hash, sample_leaves, trace_tree
+from agents.training.audit import ChainBinding, record_problems
+from agents.training.traces import leaf_hash, trace_tree, validator_sample
 
 log = logging.getLogger(__name__)
 ZERO_ROOT = "0x" + "00" * 32
@@ -61,6 +68,7 @@ class ValidatorAgent:
         *,
         from_block: int = 0,
         min_stake: int = 0,
+        replay_worker: ReplayWorker | None = None,
     ):
         self.p = protocol
         self.store = store
@@ -79,7 +87,10 @@ class ValidatorAgent:
             protocol.client, [("AuditCourt", "CommitteeDrawn")], from_block
         )
         self._duties: dict[int, dict] = {}
-        self._worker: ReplayWorker | None = None
+        self._flagged: dict[int, dict[int, set[int]]] = {}  # leaves boundary checks flagged
+        self._bindings: dict[tuple[int, int], ChainBinding] = {}
+        # Injectable so a test can put the replay on another platform (agents.faults).
+        self._worker: ReplayWorker | None = replay_worker
 
     def _replayer(self) -> ReplayWorker:
         """The replay child process for the job's CPU kernel set, shared by both loops."""
@@ -139,6 +150,15 @@ class ValidatorAgent:
             if not c.exists or c.slashed or not c.record_cid:
                 out.append((stage, c.record_cid, None, c.trace_root))
                 continue
+            # Everything a replay is bound to comes from here, never from the record.
+            self._bindings[(round_, stage)] = ChainBinding(
+                job_id=self.job_id,
+                round=round_,
+                stage=stage,
+                spec_cid=terms.spec_cid,
+                provider=c.provider,
+                trace_root=c.trace_root,
+            )
             try:
                 rec = load_document(self.store, c.record_cid, RoundRecord)
             except Exception as exc:
@@ -147,13 +167,59 @@ class ValidatorAgent:
             out.append((stage, c.record_cid, rec, c.trace_root))
         return out
 
-    def _expected_parent(self, stage: int, round_: int) -> str | None:
-        """params_before the stage's first step must have: its last finalized state."""
+    def _expected_parent(self, stage: int, round_: int) -> tuple[str | None, bool]:
+        """(params_before the stage's first step must have, whether that is the initial state)."""
         last = self.p.last_finalized_round(self.job_id, stage)
-        if last < 0 or last >= round_:
-            return None  # initial state: the replay of leaf 0 checks it from the bundle
-        cid = self.p.commitment(self.job_id, last, stage).record_cid
-        return load_document(self.store, cid, RoundRecord).leaves[-1].params_after
+        if last >= round_:
+            return None, False
+        if last >= 0:
+            cid = self.p.commitment(self.job_id, last, stage).record_cid
+            return load_document(self.store, cid, RoundRecord).leaves[-1].params_after, False
+        if round_ != 0:
+            return None, False  # no round finalized yet for a later round: nothing to compare
+        committed = self.p.initial_state_hash(self.job_id, stage)
+        if committed is not None and int(committed, 16) != 0:
+            return committed, True
+        # A deployment without on-chain initial hashes: the spec's seeded state, recomputed.
+        spec_cid = self.p.job_terms(self.job_id).spec_cid
+        return self._replayer().initial_hashes(spec_cid, [stage])[0], True
+
+    def _sample(self, seed: bytes, stage: int, n: int) -> list[int]:
+        """This validator's own leaves of a stage (the union over validators grows coverage)."""
+        return validator_sample(seed, stage, self.me, self.p.job_terms(self.job_id).audit_leaves, n)
+
+    def _structural(self, round_: int, records, seed: bytes) -> list[Finding]:
+        """Record-vs-chain, state-chain and checkpoint checks of every stage, and boundaries."""
+        findings: list[Finding] = []
+        complete = [rec for _, _, rec, _ in records if rec is not None]
+        present = [(stage, rec) for stage, _, rec, _ in records if rec is not None]
+        ckpt_hashes = self._replayer().state_hashes(
+            [(rec.new_checkpoint, stage) for stage, rec in present]
+        )
+        for (stage, rec), ckpt_hash in zip(present, ckpt_hashes, strict=True):
+            root = self._bindings[(round_, stage)].trace_root
+            problems = record_problems(rec, self._bindings[(round_, stage)])
+            parent, initial = self._expected_parent(stage, round_)
+            found = check_record(
+                rec,
+                root,
+                parent,
+                initial=initial,
+                checkpoint_hash=ckpt_hash,
+            )
+            if problems and not any(f.leaf is None for f in found):
+                # The record contradicts the chain (spec, round, job, provider): any leaf
+                # proves it to a committee, which reads the same record and chain.
+                leaf = self._sample(seed, stage, len(rec.leaves))[0]
+                found.append(Finding(stage, leaf, problems[0]))
+            for f in found:
+                if f.leaf is None:  # nothing provable: make the provider reveal a leaf
+                    n = self._spec().training.steps_per_round * self._spec().training.micro_batches
+                    f = Finding(stage, self._sample(seed, stage, n)[0], f.reason, provable=False)
+                findings.append(f)
+        if len(complete) == len(records):
+            findings += check_boundaries(complete)
+        return findings
 
     def audit_round(self, round_: int) -> list[Finding]:
         """Audit the stages of `round_` whose bundles are in; challenge what fails.
@@ -172,24 +238,17 @@ class ValidatorAgent:
             return []  # a record CID is not confirmed yet
         done = self._stages_done.setdefault(round_, set())
         findings: list[Finding] = []
+        extra: dict[int, set[int]] = {}
         if not done:  # structural checks once per round
-            complete = [rec for _, _, rec, _ in records if rec is not None]
-            for stage, _, rec, root in records:
-                if rec is None:
-                    continue
-                for f in check_record(rec, root, self._expected_parent(stage, round_)):
-                    if f.leaf is None:  # nothing provable: make the provider reveal a leaf
-                        n = (
-                            self._spec().training.steps_per_round
-                            * self._spec().training.micro_batches
-                        )
-                        leaf = sample_leaves(seed, stage, terms.audit_leaves, n)[0]
-                        f = Finding(stage, leaf, f.reason, provable=False)
+            for f in self._structural(round_, records, seed):
+                if f.replay_only:
+                    extra.setdefault(f.stage, set()).add(f.leaf)
+                else:
                     findings.append(f)
-            if len(complete) == len(records):
-                findings += check_boundaries(complete)
+            self._flagged[round_] = extra
+        extra = self._flagged.get(round_, {})
         give_up_on_bundles = self.p.client.now() > view.sealed_at + terms.challenge_window // 2
-        items: list[tuple[str, str, list[int]]] = []
+        items: list[tuple] = []
         stage_of: dict[str, int] = {}
         for stage, record_cid, rec, _ in records:
             if stage in done:
@@ -197,36 +256,97 @@ class ValidatorAgent:
             if rec is None:
                 done.add(stage)
                 continue
-            leaves = sample_leaves(seed, stage, terms.audit_leaves, len(rec.leaves))
+            leaves = self._sample(seed, stage, len(rec.leaves))
             bundle = self._bundles.get((round_, stage))
             if bundle is None:
                 if give_up_on_bundles:
                     findings.append(Finding(stage, leaves[0], "no audit bundle was published"))
                     done.add(stage)
                 continue
+            # Leaves a boundary check flagged are replayed too (if the bundle covers them).
+            flagged = sorted(extra.get(stage, set()) - set(leaves))
             self.stats.train_seconds_audited += float(rec.metrics.get("seconds", 0.0))
-            items.append((bundle, record_cid, leaves))
+            binding = self._bindings[(round_, stage)].to_json()
+            items.append((bundle, record_cid, leaves, binding))
+            if flagged:
+                items.append((bundle, record_cid, flagged[:1], binding))
             stage_of[record_cid] = stage
         if items:
             verdicts, seconds = self._replayer().replay(items)
             self.stats.replay_seconds += seconds
-            for _, record_cid, leaves in items:
-                self.stats.leaves_replayed += len(leaves)
-                stage = stage_of[record_cid]
+            for record_cid, stage in stage_of.items():
                 done.add(stage)
-                for leaf in leaves:
-                    verdict = verdicts[(record_cid, leaf)]
-                    if verdict.match is False:
-                        why = f"replay mismatch in {', '.join(verdict.mismatched)}"
-                        findings.append(Finding(stage, leaf, why))
+                rows = sorted((leaf, v) for (rc, leaf), v in verdicts.items() if rc == record_cid)
+                self.stats.leaves_replayed += len(rows)
+                bad = [(leaf, v) for leaf, v in rows if v.match is False]
+                if bad:
+                    leaf, v = bad[0]
+                    why = f"replay mismatch in {', '.join(v.mismatched)}: {v.detail}"
+                    findings.append(Finding(stage, leaf, why))
+                for leaf, v in rows:
+                    if v.match is None:  # abstain: never a challenge
+                        self.stats.notes.append(f"stage {stage} leaf {leaf}: {v.detail}")
                         break
-                    if verdict.match is None:
-                        self.stats.notes.append(f"stage {stage} leaf {leaf}: {verdict.detail}")
+        findings += self._attribute(round_, records, extra)
         if len(done) == len(records):
             self._audited.add(round_)
             self.stats.rounds_audited += 1
         self._challenge(round_, records, findings)
         return findings
+
+    def _attribute(self, round_: int, records, flagged: dict[int, set[int]]) -> list[Finding]:
+        """Boundary mismatches the receivers' bundles carry sender signatures for: convict
+        whoever signed (or recorded) the wrong payload (`attribute_boundary`)."""
+        from agents.protocol.attestation import BACKWARD, FORWARD, PayloadContext
+        from agents.training.audit import AuditBundle
+
+        by_stage = {stage: rec for stage, _, rec, _ in records if rec is not None}
+        market = self.p.client.contract("JobMarket").address
+        out = []
+        for stage, leaves in flagged.items():
+            for receiver, sender, direction in (
+                (stage, stage - 1, FORWARD),
+                (stage, stage + 1, BACKWARD),
+            ):
+                if sender not in by_stage or receiver not in by_stage:
+                    continue
+                bundle_cid = self._bundles.get((round_, receiver))
+                if bundle_cid is None:
+                    continue
+                try:
+                    bundle = AuditBundle.model_validate(self.store.get_json(bundle_cid))
+                except Exception:
+                    continue
+                m = self._spec().training.micro_batches
+                for entry in bundle.steps:
+                    sigs = (
+                        entry.input_signatures if direction == FORWARD else entry.grad_in_signatures
+                    )
+                    for leaf_index in sorted(leaves):
+                        if leaf_index // m != entry.step or not sigs:
+                            continue
+                        mb = leaf_index % m
+                        ctx = PayloadContext(
+                            self.p.client.chain_id,
+                            market,
+                            self.job_id,
+                            round_,
+                            sender,
+                            entry.step,
+                            mb,
+                            direction,
+                        )
+                        f = attribute_boundary(
+                            by_stage[sender].leaves[leaf_index],
+                            by_stage[receiver].leaves[leaf_index],
+                            sigs[mb] or None,
+                            ctx,
+                            self._bindings[(round_, sender)].provider,
+                            receiver_stage=receiver,
+                        )
+                        if f is not None:
+                            out.append(f)
+        return out
 
     def _challenge(self, round_: int, records, findings: list[Finding]) -> None:
         by_stage = {stage: rec for stage, _, rec, _ in records}
@@ -299,32 +419,65 @@ class ValidatorAgent:
             duty["revealed"] = True
 
     def _judge(self, disputes: list) -> dict:
-        """Replay each disputed leaf from the provider's answer (one process for all of them).
+        """Decide each dispute by replaying the disputed leaf's WHOLE step (one process).
 
-        Guilty on any mismatch, or when the record does not contain the committed leaf.
+        Guilty: the record does not contain the committed leaf or contradicts the
+        chain, a structural fault at that leaf, or any mismatch in its step. A
+        dispute this validator cannot reproduce is left out: no vote, never guilty.
         """
         verdicts: dict = {}
         items = []
+        terms = self.p.job_terms(self.job_id)
         for d in disputes:
             c = self.p.commitment(d.job_id, d.round, d.stage)
+            binding = ChainBinding(
+                job_id=d.job_id,
+                round=d.round,
+                stage=d.stage,
+                spec_cid=terms.spec_cid,
+                provider=d.provider,
+                trace_root=c.trace_root,
+            )
             rec = load_document(self.store, c.record_cid, RoundRecord)
             committed = bytes.fromhex(d.leaf_hash.removeprefix("0x"))
             if (
                 d.leaf_index >= len(rec.leaves)
                 or leaf_hash(rec.leaves[d.leaf_index]) != committed
-                or trace_tree(rec.leaves).root_hex.lower() != c.trace_root.lower()
+                or record_problems(rec, binding)
             ):
                 verdicts[d] = True
-            else:
-                items.append((d, (d.bundle_cid, c.record_cid, [d.leaf_index])))
+                continue
+            parent, initial = self._expected_parent(d.stage, d.round)
+            ckpt = self._replayer().state_hashes([(rec.new_checkpoint, d.stage)])[0]
+            structural = check_record(
+                rec,
+                c.trace_root,
+                parent,
+                initial=initial,
+                checkpoint_hash=ckpt,
+            )
+            if any(f.leaf == d.leaf_index for f in structural):
+                verdicts[d] = True
+                continue
+            items.append((d, (d.bundle_cid, c.record_cid, [d.leaf_index], binding.to_json())))
         if items:
             results, seconds = self._replayer().replay([item for _, item in items])
             self.stats.leaves_replayed += len(items)
             self.stats.replay_seconds += seconds
             ids = [d.dispute_id for d, _ in items]
             self.stats.notes.append(f"judged disputes {ids} by replay in {seconds:.1f}s")
-            for d, (_, record_cid, leaves) in items:
-                verdicts[d] = results[(record_cid, leaves[0])].match is False
+            m = self._spec().training.micro_batches
+            for d, (_, record_cid, leaves, _) in items:
+                step = leaves[0] // m
+                step_rows = [
+                    v for (rc, leaf), v in results.items() if rc == record_cid and leaf // m == step
+                ]
+                if any(v.match is False for v in step_rows):
+                    verdicts[d] = True
+                elif results[(record_cid, leaves[0])].match is None:
+                    self.stats.notes.append(f"dispute {d.dispute_id}: abstain (platform)")
+                else:
+                    verdicts[d] = False
         return verdicts
 
     def loops(self) -> list:

@@ -145,9 +145,8 @@ class StageActorShell:
         *,
         store: Any,
         state: bytes | None = None,
-        fault: Any = None,
-        fault_rounds: frozenset[int] = frozenset(),
         num_threads: int | None = None,
+        worker_factory: Any = None,
     ) -> None:
         if num_threads is not None and num_threads != spec.determinism.num_threads:
             raise DeterminismError(
@@ -158,9 +157,9 @@ class StageActorShell:
             from agents.storage import open_store
 
             store = open_store(store)
-        self.worker = StageWorker(
-            spec, stage, store=store, state=state, fault=fault, fault_rounds=fault_rounds
-        )
+        # A StageWorker unless a test or the demo injects a faulty subclass (agents.faults).
+        self._worker_factory = worker_factory or StageWorker
+        self.worker = self._worker_factory(spec, stage, store=store, state=state)
         # The first failure of a round: later calls (and end_round, the only
         # call the driver waits on) re-raise it instead of an out-of-order error.
         self._failure: Exception | None = None

@@ -89,3 +89,42 @@ def sample_leaves(seed: bytes, stage: int, k: int, num_leaves: int) -> list[int]
         digest = keccak(abi_encode(["bytes32", "uint256", "uint256"], [seed, stage, j]))
         chosen.add(int.from_bytes(digest, "big") % num_leaves)
     return sorted(chosen)
+
+
+def validator_sample(seed: bytes, stage: int, validator: str, k: int, num_leaves: int) -> list[int]:
+    """The leaf indices ONE validator audits: its own draw, so coverage grows with validators.
+
+    index_j = uint256(keccak256(abi.encode(bytes32 seed, address validator, uint256 stage,
+    uint256 j))) % num_leaves, for j = 0, 1, ... as in `sample_leaves` (sorted, unique,
+    at most k; k >= num_leaves -> all leaves). Anyone can recompute any validator's draw,
+    so a provider publishes one bundle covering every registered validator's sample.
+    """
+    from eth_utils import to_checksum_address
+
+    if num_leaves < 1:
+        raise MerkleError(f"num_leaves must be positive, got {num_leaves}")
+    if k < 0:
+        raise MerkleError(f"k must be non-negative, got {k}")
+    if k >= num_leaves:
+        return list(range(num_leaves))
+    seed = to_bytes32(seed)
+    who = to_checksum_address(validator)
+    chosen: set[int] = set()
+    for j in range(4 * k + 16):
+        if len(chosen) == k:
+            break
+        digest = keccak(
+            abi_encode(["bytes32", "address", "uint256", "uint256"], [seed, who, stage, j])
+        )
+        chosen.add(int.from_bytes(digest, "big") % num_leaves)
+    return sorted(chosen)
+
+
+def union_sample(
+    seed: bytes, stage: int, validators: Sequence[str], k: int, num_leaves: int
+) -> list[int]:
+    """Every leaf some validator in `validators` samples: what a provider's bundle covers."""
+    out: set[int] = set()
+    for v in validators:
+        out.update(validator_sample(seed, stage, v, k, num_leaves))
+    return sorted(out)

@@ -7,9 +7,13 @@ in GPipe order — `forward` for micro-batches 0..M-1, then `backward` for
 gradient accumulation order changes float bits and a replay must match.
 
 Every micro-batch of every step becomes a `TraceLeaf` (see traces.py for what
-each hash covers). The worker keeps the round-start state and every payload it
-received during the round, so it can rebuild the exact state at the start of
-any step and publish an audit bundle for it.
+each hash covers). The worker keeps a snapshot of its state at the start of
+every step of the round and every payload it received and sent, so it can
+publish an audit bundle for any step without recomputing anything.
+
+This class does not know how to cheat: the audits' tests and the demo inject
+faults through small subclasses (`agents.faults`) that override the hooks
+`_consume`, `_gradient_to_send` and `_apply_update`.
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
 import torch
@@ -27,7 +30,7 @@ from agents.protocol.attestation import attestation_hash
 from agents.spec import DeterminismConfig, JobSpec
 from agents.training import compression
 from agents.training.checkpoint import StageState, state_from_bytes, state_hash, state_to_bytes
-from agents.training.data import DataSource, MicroBatch, Window
+from agents.training.data import DataSource, MicroBatch
 from agents.training.determinism import apply_determinism
 from agents.training.errors import CheckpointError, PipelineError, StageError
 from agents.training.hashing import ZERO_HASH, payload_nbytes, tensor_hash, tensors_hash
@@ -36,14 +39,6 @@ from agents.training.stages import build_stage
 from agents.training.traces import trace_tree
 
 Payload = dict[str, torch.Tensor]
-
-
-class Fault(Enum):
-    """Ways a dishonest provider lies in its computation (it hashes what it really did)."""
-
-    FAKE_GRADIENT = "fake_gradient"  # halves the outgoing gradient and the parameter update
-    SKIP_STEPS = "skip_steps"  # does no optimizer update but records the step
-    WRONG_DATA = "wrong_data"  # stage 0 / last stage read bytes next to the seeded window
 
 
 @dataclass(frozen=True)
@@ -110,21 +105,18 @@ class _MicroState:
 
 @dataclass
 class _StepLog:
-    """What a step received, kept for audit bundles and snapshot rebuilding."""
+    """What a step started from, received and sent, kept for audit bundles."""
 
     params_before: str
+    snapshot: StageState | None = None  # the state at the start of the step
     inputs: dict[int, Payload] = field(default_factory=dict)
     grads: dict[int, Payload] = field(default_factory=dict)
+    sent: dict[int, Payload] = field(default_factory=dict)
+    sent_grads: dict[int, Payload] = field(default_factory=dict)
+    # Senders' payload signatures (agents.protocol.attestation), for boundary attribution.
+    input_signatures: dict[int, bytes] = field(default_factory=dict)
+    grad_signatures: dict[int, bytes] = field(default_factory=dict)
     batches: dict[int, MicroBatch] = field(default_factory=dict)
-
-
-def _shift_windows(windows: tuple[Window, ...], sizes: dict[str, int]) -> list[Window]:
-    """WRONG_DATA: the window one byte later (or earlier at a shard's end)."""
-    out = []
-    for cid, offset, length in windows:
-        shifted = offset + 1 if offset + 1 + length <= sizes[cid] else offset - 1
-        out.append((cid, shifted, length))
-    return out
 
 
 class StageWorker:
@@ -137,16 +129,12 @@ class StageWorker:
         *,
         store: Any,
         state: bytes | None = None,
-        fault: Fault | None = None,
-        fault_rounds: frozenset[int] = frozenset(),
     ) -> None:
         if not 0 <= stage < spec.num_stages:
             raise StageError(f"stage {stage} is not in 0..{spec.num_stages - 1}")
         self.spec = spec
         self.stage = stage
         self.store = store
-        self.fault = fault
-        self.fault_rounds = frozenset(fault_rounds)
         self.determinism = apply_determinism(spec.determinism)
         self.device = torch.device(spec.determinism.device)
         self.is_first = stage == 0
@@ -189,9 +177,6 @@ class StageWorker:
         self._round: int | None = None
         self._job_id: int | None = None
         self._last_round: dict[str, Any] | None = None
-        # True while rebuilding a snapshot from recorded batches, which already
-        # hold whatever bytes were really read.
-        self._replaying = False
 
     # ----------------------------------------------------------------- state
 
@@ -272,9 +257,6 @@ class StageWorker:
         self._t0 = time.perf_counter()
         self._compute = 0.0
 
-    def _faulty(self, fault: Fault) -> bool:
-        return self.fault is fault and self._round in self.fault_rounds
-
     def _expect(self, phase: str, step: int, micro_batch: int | None) -> None:
         if self._round is None:
             raise PipelineError(f"stage {self.stage}: {phase} called outside a round")
@@ -302,13 +284,24 @@ class StageWorker:
     def _batch(self, step: int, micro_batch: int, given: MicroBatch | None) -> MicroBatch:
         if given is None:
             given = self._data_source().micro_batch(self._job_id, self._round, step, micro_batch)
-        if self._faulty(Fault.WRONG_DATA) and not self._replaying:
-            source = self._data_source()
-            given = source.read(_shift_windows(given.windows, source._sizes))
+            given = self._consume(step, micro_batch, given)
         for cid, _, _ in given.windows:
             if cid not in self._shards:
                 self._shards.append(cid)
         return given
+
+    # Hooks a faulty subclass overrides (agents.faults); the honest ones are identities.
+    def _consume(self, step: int, micro_batch: int, batch: MicroBatch) -> MicroBatch:
+        """The micro-batch really trained on, given the seeded one."""
+        return batch
+
+    def _gradient_to_send(self, micro_batch: int, grad: torch.Tensor) -> torch.Tensor:
+        """The input gradient really sent upstream, given the computed one."""
+        return grad
+
+    def _apply_update(self) -> None:
+        """The optimizer update of a step, from the accumulated gradients."""
+        self.optimizer.step()
 
     def _seed_dropout(self, step: int, micro_batch: int) -> None:
         if self.spec.model.dropout > 0:
@@ -338,7 +331,10 @@ class StageWorker:
         if micro_batch == 0:
             self.module.train()
             self.optimizer.zero_grad(set_to_none=True)
-            self._logs[step] = _StepLog(params_before=self.state_hash())
+            # The snapshot a bundle for this step needs, kept now instead of rebuilt later.
+            self._logs[step] = _StepLog(
+                params_before=self.state_hash(), snapshot=self.stage_state()
+            )
             self._hash_cache = None  # residuals and parameters change from here on
         log = self._logs[step]
         mb_data = None
@@ -369,6 +365,7 @@ class StageWorker:
                 input_hash, tensor_hash(value), data_ref, x_in=x_leaf, loss=loss
             )
             self._loss_sum += float(value)
+            log.sent[micro_batch] = {"loss": value}
             result: Payload | float = float(value)
         else:
             sent, residual = compression.encode(
@@ -377,11 +374,14 @@ class StageWorker:
             if residual is not None:
                 self.residuals["fwd"] = residual
             self._bytes_sent += payload_nbytes(sent)
+            log.sent[micro_batch] = sent
             self._micro[micro_batch] = _MicroState(
                 input_hash, tensors_hash(sent), data_ref, x_in=x_leaf, out=out
             )
             result = sent
         self._micro[micro_batch].input_attestation = attestation_hash(attestation)
+        if attestation is not None:
+            log.input_signatures[micro_batch] = bytes(attestation)
         self._advance()
         self._compute += time.perf_counter() - t0
         return result
@@ -413,6 +413,8 @@ class StageWorker:
                 raise PipelineError(f"stage {self.stage} needs a gradient payload")
             ms.grad_in = tensors_hash(grad_payload)
             ms.grad_in_attestation = attestation_hash(attestation)
+            if attestation is not None:
+                log.grad_signatures[micro_batch] = bytes(attestation)
             self._bytes_received += payload_nbytes(grad_payload)
             log.grads[micro_batch] = grad_payload
             grad = compression.decode(self.spec.compression, grad_payload, self.boundary_shape)
@@ -421,9 +423,7 @@ class StageWorker:
         if self.is_first:
             ms.grad_out = ZERO_HASH
         else:
-            gx = ms.x_in.grad.detach().to("cpu")
-            if self._faulty(Fault.FAKE_GRADIENT):
-                gx = gx * 0.5
+            gx = self._gradient_to_send(micro_batch, ms.x_in.grad.detach().to("cpu"))
             sent, residual = compression.encode(
                 self.spec.compression, gx, self.residuals.get("bwd")
             )
@@ -431,6 +431,7 @@ class StageWorker:
                 self.residuals["bwd"] = residual
             self._bytes_sent += payload_nbytes(sent)
             ms.grad_out = tensors_hash(sent)
+            log.sent_grads[micro_batch] = sent
             result = sent
         # Free the graph's tensors now; only hashes are needed from here on.
         ms.x_in = ms.out = ms.loss = None
@@ -442,12 +443,7 @@ class StageWorker:
         """Apply the optimizer update of `step` and record its micro-batches' leaves."""
         self._expect("step", step, None)
         t0 = time.perf_counter()
-        if self._faulty(Fault.FAKE_GRADIENT):
-            for p in self.module.parameters():
-                if p.grad is not None:
-                    p.grad.mul_(0.5)
-        if not self._faulty(Fault.SKIP_STEPS):
-            self.optimizer.step()
+        self._apply_update()
         self.optimizer.zero_grad(set_to_none=True)
         self._hash_cache = None
         after = self.state_hash()
@@ -510,6 +506,7 @@ class StageWorker:
             "job_id": self._job_id,
             "round": self._round,
             "start": self._round_start,
+            "end": state,
             "logs": self._logs,
             "leaves": list(self.leaves),
         }
@@ -525,20 +522,6 @@ class StageWorker:
         if self._last_round is None:
             raise PipelineError(f"stage {self.stage}: no finished round to audit")
         return build_audit_bundle(self, self._last_round, leaf_indices)
-
-    def replay_step(self, step: int, log: _StepLog) -> None:
-        """Re-run one step from recorded payloads and batches (used to rebuild snapshots)."""
-        self._replaying = True
-        for mb in range(self.micro_batches):
-            self.forward(
-                step,
-                mb,
-                None if self.is_first else log.inputs[mb],
-                batch=log.batches.get(mb),
-            )
-        for mb in range(self.micro_batches):
-            self.backward(step, mb, None if self.is_last else log.grads[mb])
-        self.step(step)
 
     # -------------------------------------------------------------- inference
 

@@ -30,6 +30,8 @@ def _events(p, contract, name, job):
 
 
 def test_honest_job_finalizes_pays_and_serves_inference(net, dataset):
+    """Also: validators on another kernel set and another torch build audit every round
+    (cross-platform, within the spec's tolerance) and never challenge an honest provider."""
     spec = tiny_spec(dataset, 3)
     with job_running(
         net,
@@ -37,7 +39,8 @@ def test_honest_job_finalizes_pays_and_serves_inference(net, dataset):
         terms(2),
         owner_index=OWNER,
         provider_indices=PROVIDERS[:3],
-        validator_indices=VALIDATORS[:2],
+        validator_indices=VALIDATORS,
+        validator_platforms={VALIDATORS[1]: "default-kernels", VALIDATORS[2]: "other-torch"},
     ) as run:
         state = drive(net, run, timeout=300)
         p = run.owner.protocol
@@ -47,6 +50,8 @@ def test_honest_job_finalizes_pays_and_serves_inference(net, dataset):
         assert len(paid) == 6  # 3 stages x 2 rounds
         assert all(int(e.args["reward"]) == 10 * WEI for e in paid)
         assert not _events(p, "AuditCourt", "ChallengeOpened", run.job_id)
+        audited = [snap for snap in run.snapshots() if snap["kind"] == "validator"]
+        assert len(audited) == 3 and all(snap["leaves_replayed"] > 0 for snap in audited), audited
         for i in PROVIDERS[:3]:
             assert p.shares_of(run.job_id, net.address(i)) == 2000
         # Each stage trained from the stage's previous checkpoint (lineage by CID).
@@ -76,59 +81,6 @@ def test_honest_job_finalizes_pays_and_serves_inference(net, dataset):
             assert abs(claimed - expected) <= 2
             assert h.balance() - before == claimed
             assert h.claimable(run.job_id) == 0
-
-
-CHEATS = {
-    0: "wrong-data",
-    1: "fake-gradient",
-    2: "skip-steps",
-    3: "withhold-bundles",
-}
-
-
-def test_every_kind_of_cheater_is_slashed_and_replaced(net, dataset):
-    """Four stages cheat four different ways in round 1; all are caught and replaced."""
-    spec = tiny_spec(dataset, 4)
-    with job_running(
-        net,
-        spec,
-        terms(3, challenge_window=25),
-        owner_index=OWNER,
-        provider_indices=PROVIDERS[:4],
-        validator_indices=VALIDATORS,
-        standby_indices=STANDBYS[:4],
-        faults={stage: (kind, (1,)) for stage, kind in CHEATS.items()},
-    ) as run:
-        state = drive(net, run, timeout=600)
-        p = run.owner.protocol
-        assert state.status == JobStatus.COMPLETED
-        job = run.job_id
-        slashed = {
-            p.dispute(int(e.args["disputeId"])).stage: int(e.args["slashAmount"])
-            for e in _events(p, "AuditCourt", "DisputeResolved", job)
-            if e.args["providerSlashed"]
-        }
-        assert set(slashed) == set(CHEATS), f"slashed stages {slashed}"
-        challenger_lost = [
-            e
-            for e in _events(p, "AuditCourt", "DisputeResolved", job)
-            if not e.args["providerSlashed"]
-        ]
-        assert not challenger_lost
-        for stage, idx in enumerate(PROVIDERS[:4]):
-            cheater = net.address(idx)
-            assert p.commitment(job, 1, stage).slashed
-            assert p.stage_provider(job, stage) != cheater
-            assert p.shares_of(job, cheater) == 1000  # round 0 only
-            # The replacement resumed from the last finalized checkpoint (round 0).
-            r2 = load_document(net.store, p.commitment(job, 2, stage).record_cid, RoundRecord)
-            r0 = load_document(net.store, p.commitment(job, 0, stage).record_cid, RoundRecord)
-            assert r2.provider == p.stage_provider(job, stage)
-            assert r2.parent_checkpoint == r0.new_checkpoint
-            assert r2.leaves[0].params_before == r0.leaves[-1].params_after
-        # Honest validators were never slashed and the cheaters lost stake.
-        for idx in PROVIDERS[:4]:
-            assert p.stake_of(net.address(idx)) < 10_000 * WEI
 
 
 def test_provider_killed_mid_round_restarts_and_loses_nothing(net, dataset):

@@ -1,0 +1,233 @@
+"""Audit benchmark: how often a cheater is caught, and what the audits cost.
+
+    python bench/audit.py                  # 2000 steps a round, 2 micro-batches, K = 100
+    python bench/audit.py --steps 400      # a quicker look (overhead then exceeds 5%)
+
+What runs, all real (torch, the embedded store, the production replay child):
+
+1. One round of a small 3-stage model (3 layers, d_model 32, seq_len 32, batch 4 in
+   2 micro-batches; `--steps` steps) trained with the in-process pipeline; the middle
+   stage cheats (skips the optimizer update) in a seeded 5% of its steps.
+2. For V = 1, 3, 10 validators, each with its own address, k = ceil(K / V) leaves:
+   the provider builds ONE bundle (from the per-step snapshots its worker kept) for the
+   union of the V samples, and the V validators replay their leaves' steps in the
+   validator's replay child (`python -m agents.training.replay --serve`, started once
+   and warmed up, as a validator keeps it). Every replayed step's verdict is checked:
+   a mismatch exactly on the falsified steps, a match everywhere else (soundness).
+   `audit_overhead V FRACTION` = (bundle building + all V validators' replays) / the
+   audited stage's own compute time for the round (its `compute_seconds`, the smallest
+   honest denominator: waiting on other stages is not counted as training).
+3. `detection_rate F V RATE`: over `--trials` seeded cheating runs, a provider
+   falsifies F of its steps (1 step, 5%, 20% or all; whole steps are the cheater's best
+   choice, since a replay checks every micro-batch of a sampled step), the seed and the
+   V validators' addresses vary, and the run counts as caught when some validator's
+   sampled leaf lies in a falsified step. Step 1 showed such a replay always mismatches
+   and an honest one never does, so these are the rates of the real audit.
+
+Why these sizes: a cheater falsifying a fraction f of its steps escapes K sampled steps
+with probability (1-f)^K, so f = 5% at >= 99% needs K >= 90 (K = 100: 99.4%). Each
+replayed step costs about one step of the stage's compute, so overhead ~ K / S: K = 100
+within 5% needs S >= 2000 steps a round (a round of ~1-2 minutes on this model). The
+union over validators is what grows coverage: with V validators k = ceil(K / V) each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from eth_utils import keccak  # noqa: E402
+
+from agents.lineage.documents import DatasetManifest, ShardRef  # noqa: E402
+from agents.spec import (  # noqa: E402
+    AuditPolicy,
+    CompressionConfig,
+    DeterminismConfig,
+    JobSpec,
+    ModelConfig,
+    TrainingConfig,
+)
+
+FRACTIONS = (("1step", None), ("5%", 0.05), ("20%", 0.20), ("all", 1.0))
+VALIDATOR_COUNTS = (1, 3, 10)
+JOB, ROUND, STAGE = 1, 0, 1
+
+
+def _dataset(store) -> str:
+    text = b"".join(p.read_bytes() for p in sorted((ROOT / "agents").rglob("*.py")))
+    half = len(text) // 2
+    shards = []
+    for part in (text[:half], text[half:]):
+        shards.append(ShardRef(cid=store.add_bytes(part), size=len(part), tokens=len(part)))
+    manifest = DatasetManifest(
+        name="tessera-source",
+        source="this repository",
+        license="Apache-2.0",
+        shards=shards,
+        total_tokens=sum(s.tokens for s in shards),
+    )
+    return store.put_json(manifest.model_dump(mode="json"))
+
+
+def _spec(args, dataset: str) -> JobSpec:
+    import torch
+
+    return JobSpec(
+        name="audit-bench",
+        model=ModelConfig(n_layer=3, n_head=2, d_model=32, seq_len=32),
+        num_stages=3,
+        dataset=dataset,
+        compression=CompressionConfig(method="int8"),
+        training=TrainingConfig(
+            batch_size=4, micro_batches=args.micro_batches, steps_per_round=args.steps
+        ),
+        determinism=DeterminismConfig(
+            seed=3,
+            num_threads=1,
+            torch_version=torch.__version__,
+            cpu_capability=torch.backends.cpu.get_cpu_capability(),
+        ),
+        audit=AuditPolicy(leaves_per_stage=args.target_leaves),
+    )
+
+
+def _address(tag: str) -> str:
+    return "0x" + keccak(tag.encode())[:20].hex()
+
+
+def _falsified_count(fraction: float | None, steps: int) -> int:
+    return 1 if fraction is None else max(1, math.ceil(fraction * steps))
+
+
+def detection_rate(fraction, validators: int, k: int, steps: int, m: int, trials: int) -> float:
+    """Seeded cheating runs: the share in which some validator samples a falsified step."""
+    from agents.training.traces import validator_sample
+
+    caught = 0
+    n = steps * m
+    for t in range(trials):
+        rng = random.Random(f"cheat/{t}")
+        bad = set(rng.sample(range(steps), _falsified_count(fraction, steps)))
+        seed = keccak(f"seed/{t}".encode())
+        addrs = [_address(f"validator/{t}/{v}") for v in range(validators)]
+        if any(leaf // m in bad for a in addrs for leaf in validator_sample(seed, STAGE, a, k, n)):
+            caught += 1
+    return caught / trials
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the benchmark and print its figures."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=2000, help="steps per round")
+    p.add_argument("--micro-batches", type=int, default=2)
+    p.add_argument("--target-leaves", type=int, default=100, help="K: leaves sampled in all")
+    p.add_argument("--trials", type=int, default=1000, help="seeded cheating runs per (F, V)")
+    args = p.parse_args(argv)
+
+    from agents.faults import Fault, FaultyStageWorker
+    from agents.roles.replay import ReplayWorker
+    from agents.storage import open_store
+    from agents.training.audit import ChainBinding, build_audit_bundle
+    from agents.training.pipeline import InProcessPipeline
+    from agents.training.traces import union_sample, validator_sample
+    from agents.training.worker import StageWorker
+
+    m = args.micro_batches
+    with tempfile.TemporaryDirectory(prefix="tessera-audit-bench-") as tmp:
+        store_dir = Path(tmp) / "store"
+        store = open_store(store_dir)
+        spec = _spec(args, _dataset(store))
+        spec_cid = store.put_json(spec.model_dump(mode="json"))
+        cheat_steps = frozenset(
+            random.Random("bench-cheater").sample(
+                range(args.steps), _falsified_count(0.05, args.steps)
+            )
+        )
+        workers = [
+            FaultyStageWorker(
+                spec,
+                s,
+                store=store,
+                fault=Fault.SKIP_STEPS,
+                fault_rounds=frozenset({ROUND}),
+                fault_steps=cheat_steps,
+            )
+            if s == STAGE
+            else StageWorker(spec, s, store=store)
+            for s in range(spec.num_stages)
+        ]
+        t0 = time.perf_counter()
+        results = InProcessPipeline(workers).train_round(job_id=JOB, round=ROUND)
+        wall = time.perf_counter() - t0
+        res = results[STAGE]
+        compute = res.metrics["compute_seconds"]
+        provider = _address("provider")
+        record = res.to_record(
+            provider=provider, spec=spec_cid, new_checkpoint=store.add_bytes(res.state_bytes)
+        )
+        record_cid = store.put_json(record.model_dump(mode="json"))
+        binding = ChainBinding(JOB, ROUND, STAGE, spec_cid, provider, res.trace_root).to_json()
+        print(f"round_steps {args.steps}")
+        print(f"micro_batches {m}")
+        print(f"leaves_per_round {args.steps * m}")
+        print(f"target_leaves_K {args.target_leaves}")
+        print(f"round_wall_s {wall:.2f}")
+        print(f"stage_compute_s {compute:.2f}")
+
+        replayer = ReplayWorker(str(store_dir), spec.determinism.cpu_capability)
+        replayer.warm_up()
+        seed = keccak(b"tessera/audit-bench/seed")
+        n = args.steps * m
+        unsound = 0
+        try:
+            # The child imports torch once per validator lifetime; pay it outside the figures.
+            first = build_audit_bundle(workers[STAGE], workers[STAGE]._last_round, [0])
+            replayer.replay([(first, record_cid, [0], binding)])
+            for v in VALIDATOR_COUNTS:
+                k = math.ceil(args.target_leaves / v)
+                addrs = [_address(f"bench-validator/{i}") for i in range(v)]
+                t0 = time.perf_counter()
+                union = union_sample(seed, STAGE, addrs, k, n)
+                bundle = build_audit_bundle(workers[STAGE], workers[STAGE]._last_round, union)
+                bundle_s = time.perf_counter() - t0
+                replay_s = 0.0
+                steps_replayed = set()
+                for a in addrs:
+                    mine = validator_sample(seed, STAGE, a, k, n)
+                    verdicts, secs = replayer.replay([(bundle, record_cid, mine, binding)])
+                    replay_s += secs
+                    for (_, leaf), verdict in verdicts.items():
+                        step = leaf // m
+                        steps_replayed.add(step)
+                        if verdict.match is not (step not in cheat_steps):
+                            unsound += 1
+                overhead = (bundle_s + replay_s) / compute
+                print(
+                    f"# V={v} k={k}: {len(steps_replayed)} distinct steps replayed, "
+                    f"bundle {bundle_s:.2f}s, replays {replay_s:.2f}s"
+                )
+                print(f"audit_overhead {v} {overhead:.4f}")
+        finally:
+            replayer.close()
+        print(f"replay_verdicts_wrong {unsound}")
+        for name, fraction in FRACTIONS:
+            for v in VALIDATOR_COUNTS:
+                k = math.ceil(args.target_leaves / v)
+                rate = detection_rate(fraction, v, k, args.steps, m, args.trials)
+                print(f"detection_rate {name} {v} {rate:.4f}")
+        expected = 1 - (1 - 0.05) ** args.target_leaves
+        print(f"# (1-f)^K bound for f=5%, K={args.target_leaves}: detection {expected:.4f}")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    main()
