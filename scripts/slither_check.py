@@ -15,6 +15,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTRACTS = ("TesseraToken", "StakeManager", "ModelShares", "JobMarket", "AuditCourt")
+# The transport issue's contracts (kept on their own line for easy merges).
+CONTRACTS += ("ProviderDirectory", "InferencePayments")
 
 # (detector, contract.function) -> why it is accepted (see docs/economics.md, "Slither").
 TRIAGED = {
