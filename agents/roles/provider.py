@@ -377,7 +377,6 @@ class ProviderAgent:
             self._link.close()
             self._link = None
 
-
     # -- hooks a faulty subclass overrides (agents.faults) ---------------------------------
     def _host_spec(self) -> JobSpec:
         """The spec the stage host trains under: the job's own."""
