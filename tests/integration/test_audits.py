@@ -35,7 +35,12 @@ def _check_caught_and_replaced(net, run, cheats: dict[int, tuple[str, tuple[int,
         if e.args["providerSlashed"]
     }
     assert set(slashed) == set(cheats), f"slashed (stage: round) {slashed}"
-    assert all(e.args["providerSlashed"] for e in resolved), "an honest party lost a dispute"
+    lost = [
+        (d.dispute_id, d.round, d.stage, d.leaf_index, d.provider, d.challenger)
+        for d in (p.dispute(int(e.args["disputeId"])) for e in resolved)
+        if d.status.name != "PROVIDER_SLASHED"
+    ]
+    assert all(e.args["providerSlashed"] for e in resolved), f"challengers lost: {lost}"
     for stage, (kind, rounds) in cheats.items():
         cheater = net.address(PROVIDERS[stage])
         caught = slashed[stage]
