@@ -5,6 +5,7 @@
 Starts its own anvil on a free loopback port through brownie (and stops it), deploys with
 scripts/deploy.py, then runs each operation once in a realistic state. `claim_1000_holders`
 claims from a model with 1,000 holders and must cost the same as `claim` with one holder.
+`claimRewards` / `claimShares` are the pulls of what finalizeRound credits.
 Exits non-zero when a target is missed: commitRound <= 100,000; depositRevenue and claim
 <= 80,000; claim with 1,000 holders within 5% of claim with 1.
 """
@@ -79,6 +80,7 @@ def run() -> dict[str, int]:
         shares = proj.ModelShares.at(c["ModelShares"])
         market = proj.JobMarket.at(c["JobMarket"])
         court = proj.AuditCourt.at(c["AuditCourt"])
+        registry = proj.ValidatorRegistry.at(c["ValidatorRegistry"])
         p = type("P", (), {})()
         p.deployer, p.token, p.stakes, p.shares, p.market, p.court = (
             accounts[0],
@@ -99,10 +101,15 @@ def run() -> dict[str, int]:
         for a in [*provs[1:], *vals]:
             stakes.stake(1_000 * E18, {"from": a})
         for v in vals:
-            court.registerValidator({"from": v})
+            registry.registerValidator(100 * E18, {"from": v})
+        gas["registerValidator"] = registry.registerValidator(
+            100 * E18, {"from": provs[3]}
+        ).gas_used
 
         n = 4
-        tx = market.postJob(helpers.job_tuple(numStages=n, rounds=3), {"from": owner})
+        tx = market.postJob(
+            helpers.job_tuple(numStages=n, rounds=3), helpers.initial_hashes(n), {"from": owner}
+        )
         gas["postJob"] = tx.gas_used
         job = tx.return_value
         gas["joinStage"] = market.joinStage(job, 0, {"from": provs[0]}).gas_used
@@ -112,13 +119,18 @@ def run() -> dict[str, int]:
         commit_gas = []
         for s in range(n):
             tx = market.commitRound(
-                job, 0, s, trees[s].root, "bafyrei" + "a" * 52, {"from": provs[s]}
+                job,
+                0,
+                s,
+                trees[s].root,
+                helpers.final_hash(f"bench/{s}"),
+                "bafyrei" + "a" * 52,
+                {"from": provs[s]},
             )
             commit_gas.append(tx.gas_used)
         gas["commitRound"] = max(commit_gas[:-1])
         gas["commitRound_sealing"] = commit_gas[-1]
-        chain.mine(2)
-        market.recordAuditSeed(job, 0, {"from": chal})
+        gas["recordAuditSeed"] = market.recordAuditSeed(job, 0, {"from": chal}).gas_used
 
         leaf = 3
         tx = court.challenge(
@@ -136,11 +148,39 @@ def run() -> dict[str, int]:
         for m in members:
             court.revealVote(dispute, False, salt, {"from": m})
         gas["resolve"] = court.resolve(dispute, {"from": chal}).gas_used
+        # A structural proof: two leaves of one step with different paramsBefore.
+        leaves = helpers.honest_leaves(4, 2, "bench-fault")
+        lf = list(leaves[1])
+        lf[2] = b"\x66" * 32  # paramsBefore of (step 0, micro-batch 1) swapped
+        leaves[1] = tuple(lf)
+        ftree = helpers.leaf_tree(leaves)
+        job2 = market.postJob(
+            helpers.job_tuple(numStages=1, rounds=1), helpers.initial_hashes(1), {"from": owner}
+        ).return_value
+        market.joinStage(job2, 0, {"from": provs[0]})
+        market.commitRound(
+            job2, 0, 0, ftree.root, helpers.final_hash("f"), "bafyrec", {"from": provs[0]}
+        )
+        market.recordAuditSeed(job2, 0, {"from": chal})
+        gas["proveFault"] = court.proveFault(
+            job2,
+            0,
+            0,
+            0,
+            (leaves[0], ftree.proof(0)),
+            (leaves[1], ftree.proof(1)),
+            {"from": chal},
+        ).gas_used
         chain.sleep(params["responseWindow"] + 101)
         chain.mine()
         tx = market.finalizeRound(job, 0, {"from": owner})
         gas["finalizeRound"] = tx.gas_used
         gas["finalizeRound_per_stage"] = tx.gas_used // n
+        gas["claimRewards"] = market.claimRewards({"from": provs[0]}).gas_used
+        gas["claimShares"] = market.claimShares(job, provs[0], {"from": provs[0]}).gas_used
+        for s in range(1, n):
+            market.claimShares(job, provs[s], {"from": provs[s]})
+        market.claimShares(job, owner, {"from": owner})
 
         # Revenue: model `job` now has n provider holders plus the owner.
         shares.depositRevenue(job, 1_000 * E18, {"from": owner})  # first deposit warms slots

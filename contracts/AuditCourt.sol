@@ -8,43 +8,56 @@ import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProo
 import {IAuditCourt} from "./interfaces/IAuditCourt.sol";
 import {IJobMarket} from "./interfaces/IJobMarket.sol";
 import {IStakeManager} from "./interfaces/IStakeManager.sol";
+import {IValidatorRegistry} from "./interfaces/IValidatorRegistry.sol";
 
 /// @title AuditCourt
-/// @notice Disputes over single trace leaves. A challenger posts a bond and a Merkle proof that
-///         the disputed leaf is in the committed trace root. The accused provider must answer
-///         with its audit bundle before a deadline or anyone can have it slashed. An answered
-///         dispute goes to a committee of registered validators drawn from the round's audit
-///         seed; they vote by commit-reveal and the majority decides. The loser pays: the
-///         provider with `providerSlashBps` of the job's `minStake`, the challenger with its
-///         bond. The winner gets `winnerRewardBps` of that, the majority voters share the rest,
-///         committee members who do not reveal lose `nonRevealPenalty`.
-/// @dev Every payout is a credit withdrawn with `withdrawCredit` (pull). Token balance of this
-///      contract == bonds of undecided disputes + sum of credits.
+/// @notice Disputes over trace leaves. Rules it holds:
+///         - No dispute can be opened that an honest provider cannot answer: the leaf index is
+///           below the job's leaf count (stepsPerRound * microBatches), and a proven leaf is in
+///           the committed root.
+///         - The accused must answer before a deadline or lose its WHOLE allocation to the job
+///           (the challenger gets only its bond and the bounty back, so a cheater's second
+///           account pre-empting its own challenge pays more than a conviction would cost).
+///         - An answered dispute goes to a committee drawn by stake from the validator set
+///           registered by the round's seal block; seats are voted by commit-reveal. A decision
+///           needs a quorum of seats; without one, the non-revealers lose what the vote decides
+///           and a new committee is drawn (once), then the dispute is void. Every leaf stays
+///           challengeable by every other account after a void or innocent outcome.
+///         - Structural faults (leaves that contradict each other or the committed state
+///           hashes) are proven with the leaves themselves and slash the whole allocation at once.
+///         A commitment is slashed at most once, and never beyond its job's allocation
+///         (JobMarket.slashCommitment). Every payout is a credit withdrawn with
+///         `withdrawCredit` (pull).
+/// @dev Token balance of this contract == bonds of undecided disputes + sum of credits.
 contract AuditCourt is IAuditCourt, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
-    /// @notice Largest committee; bounds every loop over a committee.
+    /// @notice Largest committee (seats); bounds every loop over a committee.
     uint8 public constant MAX_COMMITTEE = 21;
-    /// @notice Most registry entries examined in one committee draw.
-    uint256 public constant MAX_DRAW_STEPS = 96;
-    uint256 private constant _BPS = 10_000;
+    /// @notice Committees drawn again after one fails to reach quorum.
+    uint8 public constant MAX_REDRAWS = 1;
+    uint16 private constant _BPS = 10_000;
 
     struct Dispute {
         uint256 jobId;
         uint32 round;
         uint32 stage;
         DisputeStatus status;
+        uint8 attempt;
         uint64 responseDeadline;
         uint64 commitDeadline;
         uint64 revealDeadline;
-        uint8 commits;
-        uint8 reveals;
-        uint8 guiltyVotes;
+        uint64 snapshotBlock;
+        uint16 commits;
+        uint16 revealedMembers;
+        uint16 revealedSeats;
+        uint16 guiltySeats;
         address challenger;
         address provider;
         uint256 leafIndex;
         bytes32 leafHash;
         uint256 bond;
+        uint256 stakeDecided;
         string bundleCID;
     }
 
@@ -54,60 +67,53 @@ contract AuditCourt is IAuditCourt, ReentrancyGuardTransient {
         bool guilty;
     }
 
-    struct Validator {
-        uint64 registeredBlock;
-        uint32 activeCommittees;
-        uint32 indexPlusOne;
-    }
-
     /// @notice Token of bonds and payouts (TesseraToken).
     IERC20 public immutable token;
-    /// @notice Stake registry (this contract needs its PROTOCOL_ROLE).
-    IStakeManager public immutable stakes;
     /// @notice The JobMarket whose commitments are disputed.
     IJobMarket public immutable market;
-    /// @notice Receives what no winner or voter can take (rounding dust, undecided penalties).
+    /// @notice Validator registry the committees are drawn from.
+    IValidatorRegistry public immutable registry;
+    /// @notice Receives what no winner or voter takes (rounding dust, penalties without a
+    ///         decision, the stake slashed without a committee).
     address public immutable treasury;
 
-    /// @notice Bond a challenger posts (returned when the provider is found at fault).
+    /// @notice Bond a challenger posts.
     uint256 public immutable challengeBond;
     /// @notice Seconds the accused provider has to answer.
     uint64 public immutable responseWindow;
-    /// @notice Seconds the committee has to commit votes.
+    /// @notice Seconds a committee has to commit votes.
     uint64 public immutable commitVoteWindow;
-    /// @notice Seconds the committee has to reveal after the commit window.
+    /// @notice Seconds a committee has to reveal after the commit window.
     uint64 public immutable revealWindow;
-    /// @notice Fraction (basis points) of the job's `minStake` slashed from a guilty provider.
+    /// @notice Fraction (basis points) of the job's `minStake` slashed on a guilty verdict.
     uint16 public immutable providerSlashBps;
-    /// @notice Fraction (basis points) of the loser's slash paid to the winner.
+    /// @notice Fraction (basis points) of a verdict's slash paid to the winner.
     uint16 public immutable winnerRewardBps;
-    /// @notice Stake slashed from a committee member that does not reveal.
-    uint256 public immutable nonRevealPenalty;
-    /// @notice Free stake a validator locks to register.
-    uint256 public immutable minValidatorStake;
-    /// @notice Target committee size (smaller when fewer validators are eligible).
+    /// @notice Seats per committee.
     uint8 public immutable committeeSize;
 
     uint256 private _disputeCount;
     mapping(uint256 disputeId => Dispute) private _disputes;
-    mapping(uint256 disputeId => address[]) private _committees;
-    mapping(uint256 disputeId => mapping(address voter => Ballot)) private _ballots;
-    mapping(uint256 disputeId => mapping(address account => bool)) private _onCommittee;
-    mapping(bytes32 leafKey => uint256 disputeId) private _leafDispute;
+    mapping(uint256 disputeId => address[]) private _members;
+    mapping(uint256 disputeId => mapping(uint8 attempt => mapping(address => uint16))) private
+        _seats;
+    mapping(uint256 disputeId => mapping(uint8 attempt => mapping(address => Ballot))) private
+        _ballots;
+    mapping(bytes32 leafChallengerKey => uint256 disputeId) private _disputeBy;
     mapping(uint256 jobId => mapping(uint32 round => uint256)) private _openDisputes;
-    mapping(address account => Validator) private _validatorInfo;
-    address[] private _validators;
     mapping(address account => uint256) private _credit;
 
     /// @param token_ Bond and payout token.
-    /// @param stakes_ StakeManager.
+    /// @param stakes_ StakeManager (read for the unbonding period).
     /// @param market_ JobMarket.
+    /// @param registry_ ValidatorRegistry.
     /// @param p Court parameters.
     /// @param treasury_ Receiver of dust and undecided penalties.
     constructor(
         IERC20 token_,
         IStakeManager stakes_,
         IJobMarket market_,
+        IValidatorRegistry registry_,
         CourtParams memory p,
         address treasury_
     ) {
@@ -118,17 +124,19 @@ contract AuditCourt is IAuditCourt, ReentrancyGuardTransient {
         if (p.providerSlashBps == 0 || p.providerSlashBps > _BPS) {
             revert InvalidCourtParameter("providerSlashBps", p.providerSlashBps);
         }
-        if (p.winnerRewardBps > _BPS) {
-            revert InvalidCourtParameter("winnerRewardBps", p.winnerRewardBps);
-        }
-        if (p.minValidatorStake == 0) revert InvalidCourtParameter("minValidatorStake", 0);
+        if (p.winnerRewardBps > _BPS) revert InvalidCourtParameter("winnerRewardBps", p.winnerRewardBps);
         if (p.committeeSize == 0 || p.committeeSize > MAX_COMMITTEE) {
             revert InvalidCourtParameter("committeeSize", p.committeeSize);
         }
         if (treasury_ == address(0)) revert InvalidCourtParameter("treasury", 0);
+        // Every stage of a dispute must end while stake that began unbonding at its start is
+        // still slashable.
+        uint256 span = disputeSpan(p.responseWindow, p.commitVoteWindow, p.revealWindow);
+        if (span > stakes_.unbondingPeriod()) revert InvalidCourtParameter("unbondingPeriod", span);
+        if (registry_.exitDelay() < span) revert InvalidCourtParameter("exitDelay", span);
         token = token_;
-        stakes = stakes_;
         market = market_;
+        registry = registry_;
         treasury = treasury_;
         challengeBond = p.challengeBond;
         responseWindow = p.responseWindow;
@@ -136,51 +144,19 @@ contract AuditCourt is IAuditCourt, ReentrancyGuardTransient {
         revealWindow = p.revealWindow;
         providerSlashBps = p.providerSlashBps;
         winnerRewardBps = p.winnerRewardBps;
-        nonRevealPenalty = p.nonRevealPenalty;
-        minValidatorStake = p.minValidatorStake;
         committeeSize = p.committeeSize;
-    }
-
-    // ------------------------------------------------------------------ validators
-
-    /// @notice Registers the caller as a validator, locking `minValidatorStake` of its free
-    ///         stake. Only validators registered by a round's seal block sit on its committees.
-    function registerValidator() external {
-        Validator storage v = _validatorInfo[msg.sender];
-        if (v.indexPlusOne != 0) revert AlreadyValidator(msg.sender);
-        _validators.push(msg.sender);
-        v.indexPlusOne = uint32(_validators.length);
-        v.registeredBlock = uint64(block.number);
-        emit ValidatorRegistered(msg.sender, minValidatorStake);
-        stakes.lock(msg.sender, minValidatorStake);
-    }
-
-    /// @notice Deregisters the caller and releases its validator lock; not while it sits on an
-    ///         undecided committee.
-    function deregisterValidator() external {
-        Validator storage v = _validatorInfo[msg.sender];
-        uint256 indexPlusOne = v.indexPlusOne;
-        if (indexPlusOne == 0) revert NotValidator(msg.sender);
-        if (v.activeCommittees != 0) revert OnActiveCommittee(msg.sender, v.activeCommittees);
-        // Swap-and-pop keeps the registry dense, so draws never walk over holes.
-        address last = _validators[_validators.length - 1];
-        _validators[indexPlusOne - 1] = last;
-        _validatorInfo[last].indexPlusOne = uint32(indexPlusOne);
-        _validators.pop();
-        delete _validatorInfo[msg.sender];
-        emit ValidatorDeregistered(msg.sender);
-        stakes.unlock(msg.sender, minValidatorStake);
     }
 
     // ------------------------------------------------------------------ disputes
 
     /// @notice Disputes leaf `leafIndex` (hash `leafHash`) of `stage`'s commitment in `round`,
     ///         pulling `challengeBond`. Only inside the round's challenge window, once its audit
-    ///         seed is available, with a proof that the leaf is under the committed trace root.
+    ///         seed is recorded, for an index below the job's leaf count, with a proof that the
+    ///         leaf is under the committed trace root. Each account may dispute a leaf once.
     /// @param jobId Job.
     /// @param round Round.
     /// @param stage Stage.
-    /// @param leafIndex Index of the trace leaf.
+    /// @param leafIndex Index of the trace leaf (step * microBatches + microBatch).
     /// @param leafHash Hash of the trace leaf.
     /// @param proof Sibling hashes from the leaf node to the root (OpenZeppelin sorted pairs).
     /// @return disputeId Id of the new dispute (ids start at 1).
@@ -192,18 +168,17 @@ contract AuditCourt is IAuditCourt, ReentrancyGuardTransient {
         bytes32 leafHash,
         bytes32[] calldata proof
     ) external nonReentrant returns (uint256 disputeId) {
-        (address provider, bytes32 root) = _target(jobId, round, stage);
+        (address provider, bytes32 root, uint64 sealBlock) = _target(jobId, round, stage, leafIndex);
         if (!provesLeaf(root, leafIndex, leafHash, proof)) {
             revert LeafNotInRoot(root, leafNode(leafIndex, leafHash));
         }
-        disputeId = _open(jobId, round, stage, leafIndex, leafHash, provider);
+        disputeId = _open(jobId, round, stage, leafIndex, leafHash, provider, sealBlock);
     }
 
-    /// @notice Challenges leaf `leafIndex` of a commitment whose leaves cannot be proven (the
-    ///         published round record does not match the committed root). The provider must
-    ///         reveal the leaf hash with its Merkle proof (`revealLeaf`) before the response
-    ///         deadline, or anyone can have it slashed; a revealed leaf then goes to the
-    ///         committee like any other challenge. Pulls `challengeBond`.
+    /// @notice Challenges leaf `leafIndex` (below the job's leaf count) of a commitment whose
+    ///         published record does not prove its leaves. The provider must reveal the leaf with
+    ///         its Merkle proof (`revealLeaf`) before the response deadline, which an honest
+    ///         provider always can, or lose its whole job allocation. Pulls `challengeBond`.
     /// @param jobId Job.
     /// @param round Sealed round, inside its challenge window.
     /// @param stage Challenged stage.
@@ -214,47 +189,15 @@ contract AuditCourt is IAuditCourt, ReentrancyGuardTransient {
         nonReentrant
         returns (uint256 disputeId)
     {
-        (address provider,) = _target(jobId, round, stage);
-        disputeId = _open(jobId, round, stage, leafIndex, bytes32(0), provider);
-    }
-
-    function _open(
-        uint256 jobId,
-        uint32 round,
-        uint32 stage,
-        uint256 leafIndex,
-        bytes32 leafHash,
-        address provider
-    ) private returns (uint256 disputeId) {
-        bytes32 key = keccak256(abi.encode(jobId, round, stage, leafIndex));
-        if (_leafDispute[key] != 0) revert LeafAlreadyDisputed(_leafDispute[key]);
-        if (market.recordAuditSeed(jobId, round) == bytes32(0)) {
-            revert AuditSeedNotReady(jobId, round);
-        }
-
-        disputeId = ++_disputeCount;
-        _leafDispute[key] = disputeId;
-        ++_openDisputes[jobId][round];
-        Dispute storage d = _disputes[disputeId];
-        d.jobId = jobId;
-        d.round = round;
-        d.stage = stage;
-        // solhint-disable-next-line not-rely-on-time
-        d.responseDeadline = uint64(block.timestamp) + responseWindow;
-        d.challenger = msg.sender;
-        d.provider = provider;
-        d.leafIndex = leafIndex;
-        d.leafHash = leafHash;
-        d.bond = challengeBond;
-        emit ChallengeOpened(disputeId, jobId, round, stage, leafIndex, msg.sender);
-        token.safeTransferFrom(msg.sender, address(this), challengeBond);
+        (address provider,, uint64 sealBlock) = _target(jobId, round, stage, leafIndex);
+        disputeId = _open(jobId, round, stage, leafIndex, bytes32(0), provider, sealBlock);
     }
 
     /// @notice The accused provider answers with the CID of its audit bundle before the response
     ///         deadline; the committee is drawn and voting opens.
     /// @param disputeId Dispute (its leaf must be known: see `revealLeaf`).
     /// @param bundleCID CID of the audit bundle (non-empty).
-    function respond(uint256 disputeId, string calldata bundleCID) external {
+    function respond(uint256 disputeId, string calldata bundleCID) external nonReentrant {
         Dispute storage d = _answerable(disputeId);
         if (d.leafHash == bytes32(0)) revert LeafNotRevealed(disputeId);
         _answer(d, disputeId, bundleCID);
@@ -271,7 +214,7 @@ contract AuditCourt is IAuditCourt, ReentrancyGuardTransient {
         bytes32 leafHash,
         bytes32[] calldata proof,
         string calldata bundleCID
-    ) external {
+    ) external nonReentrant {
         Dispute storage d = _answerable(disputeId);
         if (d.leafHash != bytes32(0)) revert LeafAlreadyRevealed(disputeId);
         (bytes32 root,,,,,) = market.auditTarget(d.jobId, d.round, d.stage);
@@ -283,40 +226,10 @@ contract AuditCourt is IAuditCourt, ReentrancyGuardTransient {
         _answer(d, disputeId, bundleCID);
     }
 
-    function _answerable(uint256 disputeId) private view returns (Dispute storage d) {
-        d = _dispute(disputeId);
-        if (d.status != DisputeStatus.Open) revert WrongDisputeStatus(disputeId, d.status);
-        if (msg.sender != d.provider) revert NotAccused(disputeId, msg.sender, d.provider);
-        // solhint-disable-next-line not-rely-on-time
-        uint64 nowTime = uint64(block.timestamp);
-        if (nowTime > d.responseDeadline) {
-            revert DeadlinePassed(disputeId, d.responseDeadline, nowTime);
-        }
-    }
-
-    function _answer(Dispute storage d, uint256 disputeId, string calldata bundleCID) private {
-        if (bytes(bundleCID).length == 0) revert EmptyBundle(disputeId);
-        // solhint-disable-next-line not-rely-on-time
-        uint64 nowTime = uint64(block.timestamp);
-        d.status = DisputeStatus.Voting;
-        d.bundleCID = bundleCID;
-        d.commitDeadline = nowTime + commitVoteWindow;
-        d.revealDeadline = nowTime + commitVoteWindow + revealWindow;
-        emit ChallengeAnswered(disputeId, bundleCID);
-
-        (,,,,, uint64 sealBlock) = market.auditTarget(d.jobId, d.round, d.stage);
-        bytes32 seed = keccak256(abi.encode(market.auditSeed(d.jobId, d.round), disputeId));
-        address[] memory members = _draw(seed, sealBlock, d.challenger, d.provider);
-        for (uint256 i = 0; i < members.length; ++i) {
-            _committees[disputeId].push(members[i]);
-            _onCommittee[disputeId][members[i]] = true;
-            ++_validatorInfo[members[i]].activeCommittees;
-        }
-        emit CommitteeDrawn(disputeId, members);
-    }
-
-    /// @notice After the response deadline passed unanswered, slashes the provider (anyone may
-    ///         call).
+    /// @notice After the response deadline passed unanswered, slashes the provider's WHOLE
+    ///         allocation to the job (anyone may call). The challenger gets its bond and the
+    ///         bounty; the slashed stake goes to the treasury, so answering a challenge from
+    ///         one's own second account is never cheaper than being convicted.
     /// @param disputeId Dispute.
     function slashUnanswered(uint256 disputeId) external nonReentrant {
         Dispute storage d = _dispute(disputeId);
@@ -328,22 +241,28 @@ contract AuditCourt is IAuditCourt, ReentrancyGuardTransient {
         }
         _close(d);
         d.status = DisputeStatus.ProviderSlashed;
-        uint256 slashed = _slashProvider(d, new address[](0));
+        (, uint256 slashed, uint256 bounty) = market.slashCommitment(d.jobId, d.round, d.stage, _BPS);
+        _addCredit(d.challenger, d.bond + bounty);
+        _addCredit(treasury, slashed);
         emit DisputeResolved(disputeId, true, slashed);
     }
 
-    /// @notice A committee member commits its sealed vote
+    /// @notice A committee member commits its sealed vote (non-zero)
     ///         keccak256(abi.encode(disputeId, voter, guilty, salt)) before the commit deadline.
     /// @param disputeId Dispute.
     /// @param voteCommitment The sealed vote.
     function commitVote(uint256 disputeId, bytes32 voteCommitment) external {
         Dispute storage d = _dispute(disputeId);
         if (d.status != DisputeStatus.Voting) revert WrongDisputeStatus(disputeId, d.status);
-        if (!_onCommittee[disputeId][msg.sender]) revert NotCommitteeMember(disputeId, msg.sender);
+        uint8 attempt = d.attempt;
+        if (_seats[disputeId][attempt][msg.sender] == 0) {
+            revert NotCommitteeMember(disputeId, msg.sender);
+        }
+        if (voteCommitment == bytes32(0)) revert ZeroVoteCommitment(disputeId);
         // solhint-disable-next-line not-rely-on-time
         uint64 nowTime = uint64(block.timestamp);
         if (nowTime > d.commitDeadline) revert DeadlinePassed(disputeId, d.commitDeadline, nowTime);
-        Ballot storage b = _ballots[disputeId][msg.sender];
+        Ballot storage b = _ballots[disputeId][attempt][msg.sender];
         if (b.commitment != bytes32(0)) revert AlreadyVoted(disputeId, msg.sender);
         b.commitment = voteCommitment;
         ++d.commits;
@@ -351,7 +270,7 @@ contract AuditCourt is IAuditCourt, ReentrancyGuardTransient {
     }
 
     /// @notice Reveals a committed vote, after the commit deadline (or once every member
-    ///         committed) and before the reveal deadline.
+    ///         committed) and before the reveal deadline. The vote weighs the member's seats.
     /// @param disputeId Dispute.
     /// @param guilty The vote: true when the provider's leaf is wrong.
     /// @param salt The salt used in the commitment.
@@ -360,11 +279,12 @@ contract AuditCourt is IAuditCourt, ReentrancyGuardTransient {
         if (d.status != DisputeStatus.Voting) revert WrongDisputeStatus(disputeId, d.status);
         // solhint-disable-next-line not-rely-on-time
         uint64 nowTime = uint64(block.timestamp);
-        if (nowTime <= d.commitDeadline && d.commits < _committees[disputeId].length) {
+        if (nowTime <= d.commitDeadline && d.commits < _members[disputeId].length) {
             revert DeadlineNotReached(disputeId, d.commitDeadline, nowTime);
         }
         if (nowTime > d.revealDeadline) revert DeadlinePassed(disputeId, d.revealDeadline, nowTime);
-        Ballot storage b = _ballots[disputeId][msg.sender];
+        uint8 attempt = d.attempt;
+        Ballot storage b = _ballots[disputeId][attempt][msg.sender];
         if (b.commitment == bytes32(0)) revert NoCommittedVote(disputeId, msg.sender);
         if (b.revealed) revert AlreadyRevealed(disputeId, msg.sender);
         if (voteHash(disputeId, msg.sender, guilty, salt) != b.commitment) {
@@ -372,55 +292,137 @@ contract AuditCourt is IAuditCourt, ReentrancyGuardTransient {
         }
         b.revealed = true;
         b.guilty = guilty;
-        ++d.reveals;
-        if (guilty) ++d.guiltyVotes;
+        uint16 seats = _seats[disputeId][attempt][msg.sender];
+        ++d.revealedMembers;
+        d.revealedSeats += seats;
+        if (guilty) d.guiltySeats += seats;
         emit VoteRevealed(disputeId, msg.sender, guilty);
     }
 
     /// @notice Decides a voted dispute after the reveal deadline, or early once every member
-    ///         revealed (anyone may call). A strict majority of revealed votes for `guilty`
-    ///         slashes the provider; otherwise the challenger loses its bond; with no revealed
-    ///         vote the dispute is void and the bond returns. Non-revealing members are slashed.
+    ///         revealed (anyone may call). With a quorum of seats revealed, a strict majority of
+    ///         revealed seats decides: guilty slashes `providerSlashBps` of the provider's
+    ///         allocation, innocent takes the challenger's bond. Every member that did not reveal
+    ///         loses what the vote decides (`stakeDecided`). Without a quorum, a new committee is
+    ///         drawn (MAX_REDRAWS times), then the dispute is void and the bond returns.
     /// @param disputeId Dispute.
     function resolve(uint256 disputeId) external nonReentrant {
         Dispute storage d = _dispute(disputeId);
         if (d.status != DisputeStatus.Voting) revert WrongDisputeStatus(disputeId, d.status);
-        address[] memory members = _committees[disputeId];
+        address[] memory members = _members[disputeId];
         // solhint-disable-next-line not-rely-on-time
         uint64 nowTime = uint64(block.timestamp);
-        if (nowTime <= d.revealDeadline && d.reveals < members.length) {
+        if (nowTime <= d.revealDeadline && d.revealedMembers < members.length) {
             revert DeadlineNotReached(disputeId, d.revealDeadline, nowTime);
         }
-        _close(d);
-        uint256 reveals = d.reveals;
-        bool providerLoses = 2 * uint256(d.guiltyVotes) > reveals;
-        address[] memory winners = new address[](members.length);
+        uint8 attempt = d.attempt;
+        bool quorate = d.revealedSeats >= quorum();
+        bool providerLoses = 2 * uint256(d.guiltySeats) > d.revealedSeats;
+        // Winners get one weight per seat; non-revealers are collected to be slashed.
+        uint256[] memory weights = new uint256[](members.length);
         address[] memory absent = new address[](members.length);
         for (uint256 i = 0; i < members.length; ++i) {
             address m = members[i];
-            --_validatorInfo[m].activeCommittees;
-            Ballot memory b = _ballots[disputeId][m];
+            registry.leaveCommittee(m);
+            Ballot memory b = _ballots[disputeId][attempt][m];
             if (!b.revealed) absent[i] = m;
-            else if (b.guilty == providerLoses) winners[i] = m;
+            else if (quorate && b.guilty == providerLoses) weights[i] = _seats[disputeId][attempt][m];
         }
+        uint256 penalties = _slashAbsent(disputeId, absent, d.stakeDecided);
+        if (!quorate) {
+            _addCredit(treasury, penalties);
+            _noQuorum(d, disputeId, attempt);
+            return;
+        }
+        _close(d);
         uint256 slashed;
-        if (reveals == 0) {
-            d.status = DisputeStatus.Void;
-            _addCredit(d.challenger, d.bond);
-            emit DisputeVoided(disputeId);
-        } else if (providerLoses) {
+        if (providerLoses) {
             d.status = DisputeStatus.ProviderSlashed;
-            slashed = _slashProvider(d, winners);
-            emit DisputeResolved(disputeId, true, slashed);
+            uint256 bounty;
+            (, slashed, bounty) =
+                market.slashCommitment(d.jobId, d.round, d.stage, providerSlashBps);
+            uint256 toWinner = (slashed * winnerRewardBps) / _BPS;
+            _addCredit(d.challenger, d.bond + bounty + toWinner);
+            _share(slashed - toWinner + penalties, members, weights);
         } else {
             d.status = DisputeStatus.ChallengerSlashed;
             slashed = d.bond;
             uint256 toWinner = (slashed * winnerRewardBps) / _BPS;
             _addCredit(d.provider, toWinner);
-            _share(slashed - toWinner, winners);
-            emit DisputeResolved(disputeId, false, slashed);
+            _share(slashed - toWinner + penalties, members, weights);
         }
-        _slashAbsent(disputeId, absent, reveals == 0 ? new address[](0) : winners);
+        emit DisputeResolved(disputeId, providerLoses, slashed);
+    }
+
+    /// @notice Proves a structural fault in `stage`'s commitment of `round` with the leaves
+    ///         themselves (full fields; the contract recomputes each leaf hash with the v2
+    ///         encoding of traces.py and checks its Merkle proof and index), and slashes the
+    ///         provider's whole job allocation at once, no committee. The prover is credited the
+    ///         bounty; the slashed stake goes to the treasury. Inside the challenge window only.
+    ///         Each kind is a fault only a cheat can commit, because an honest provider's leaves
+    ///         follow from one another by construction:
+    ///         - StepParamsMismatch (`a`, `b`): two leaves of one step with different
+    ///           paramsBefore or paramsAfter. Every micro-batch of a step is computed from the
+    ///           same state and the step's optimizer update is applied once, after all of them,
+    ///           so an honest trace records one state pair per step.
+    ///         - StepDiscontinuity (`a` at step t, `b` at step t+1): paramsBefore(t+1) !=
+    ///           paramsAfter(t). Honest training starts each step where the last one ended; a
+    ///           difference means weights were swapped between steps.
+    ///         - StartStateMismatch (`a` at step 0; `b` unused): the round's first paramsBefore
+    ///           differs from the state it must start from: the committed final state hash of
+    ///           the stage's last finalized (paid) round, or, when none, the initial state hash
+    ///           the owner committed with the job. An honest provider (or a replacement) loads
+    ///           that checkpoint and checks its state hash before training. The committed hash,
+    ///           not the previous round's last leaf, is the reference: it is what the checkpoint
+    ///           was published under, so an honest successor is never blamed for a predecessor.
+    ///         - FinalStateMismatch (`a` at the last step; `b` unused): the last paramsAfter
+    ///           differs from the final state hash committed with the round, i.e. the published
+    ///           checkpoint is not the state the trace ends in.
+    /// @param jobId Job.
+    /// @param round Round of the commitment (sealed, inside its challenge window).
+    /// @param stage Stage of the commitment.
+    /// @param kind What the leaves show.
+    /// @param a First leaf with its proof.
+    /// @param b Second leaf with its proof (StepParamsMismatch, StepDiscontinuity only).
+    /// @return slashed Stake taken.
+    function proveFault(
+        uint256 jobId,
+        uint32 round,
+        uint32 stage,
+        FaultKind kind,
+        LeafProof calldata a,
+        LeafProof calldata b
+    ) external nonReentrant returns (uint256 slashed) {
+        (bytes32 root,,,) = _targetWindow(jobId, round, stage);
+        (uint32 steps, uint32 micro,) = market.leafLayout(jobId);
+        _checkLeaf(root, a, steps, micro);
+        if (kind == FaultKind.StepParamsMismatch || kind == FaultKind.StepDiscontinuity) {
+            _checkLeaf(root, b, steps, micro);
+            if (kind == FaultKind.StepParamsMismatch) {
+                if (a.leaf.step != b.leaf.step) revert NotAFault("different steps");
+                if (
+                    a.leaf.paramsBefore == b.leaf.paramsBefore
+                        && a.leaf.paramsAfter == b.leaf.paramsAfter
+                ) revert NotAFault("same params");
+            } else {
+                if (b.leaf.step != a.leaf.step + 1) revert NotAFault("steps not consecutive");
+                if (b.leaf.paramsBefore == a.leaf.paramsAfter) revert NotAFault("continuous");
+            }
+        } else {
+            (bytes32 expectedStart, bytes32 committedFinal) = market.stateHashes(jobId, round, stage);
+            if (kind == FaultKind.StartStateMismatch) {
+                if (a.leaf.step != 0) revert NotAFault("not the first step");
+                if (a.leaf.paramsBefore == expectedStart) revert NotAFault("starts right");
+            } else {
+                if (a.leaf.step + 1 != steps) revert NotAFault("not the last step");
+                if (a.leaf.paramsAfter == committedFinal) revert NotAFault("ends right");
+            }
+        }
+        uint256 bounty;
+        (, slashed, bounty) = market.slashCommitment(jobId, round, stage, _BPS);
+        _addCredit(msg.sender, bounty);
+        _addCredit(treasury, slashed);
+        emit FaultProven(jobId, round, stage, kind, msg.sender, slashed);
     }
 
     /// @notice Withdraws every token credited to the caller.
@@ -484,26 +486,63 @@ contract AuditCourt is IAuditCourt, ReentrancyGuardTransient {
         );
     }
 
-    /// @notice Vote tallies of a dispute.
+    /// @notice Vote tallies of the dispute's current committee.
     /// @param disputeId Dispute.
-    /// @return commits Votes committed.
-    /// @return reveals Votes revealed.
-    /// @return guiltyVotes Revealed votes for guilty.
+    /// @return commits Members that committed.
+    /// @return reveals Seats revealed.
+    /// @return guiltyVotes Seats revealed guilty.
     /// @return bond Challenger's bond.
+    /// @return attempt Committee attempt (0 = first draw).
+    /// @return stakeDecided What the vote decides (and what a non-reveal costs).
     function tally(uint256 disputeId)
         external
         view
-        returns (uint8 commits, uint8 reveals, uint8 guiltyVotes, uint256 bond)
+        returns (
+            uint16 commits,
+            uint16 reveals,
+            uint16 guiltyVotes,
+            uint256 bond,
+            uint8 attempt,
+            uint256 stakeDecided
+        )
     {
         Dispute storage d = _dispute(disputeId);
-        return (d.commits, d.reveals, d.guiltyVotes, d.bond);
+        return (d.commits, d.revealedSeats, d.guiltySeats, d.bond, d.attempt, d.stakeDecided);
     }
 
-    /// @notice Committee of a dispute (empty before the response).
+    /// @notice Distinct members of the dispute's current committee (empty before the response).
     /// @param disputeId Dispute.
     /// @return The members.
     function committee(uint256 disputeId) external view returns (address[] memory) {
-        return _committees[disputeId];
+        return _members[disputeId];
+    }
+
+    /// @notice Seats `member` holds on the dispute's current committee.
+    /// @param disputeId Dispute.
+    /// @param member Validator.
+    /// @return Seats.
+    function seatsOf(uint256 disputeId, address member) external view returns (uint256) {
+        return _seats[disputeId][_disputes[disputeId].attempt][member];
+    }
+
+    /// @notice Seats that must reveal for a decision: a majority of `committeeSize`.
+    /// @return The quorum.
+    function quorum() public view returns (uint256) {
+        return uint256(committeeSize) / 2 + 1;
+    }
+
+    /// @notice Longest time from a challenge to its end: response, then every committee's
+    ///         commit and reveal windows.
+    /// @param response Response window.
+    /// @param commitVote Commit window.
+    /// @param reveal Reveal window.
+    /// @return Seconds.
+    function disputeSpan(uint64 response, uint64 commitVote, uint64 reveal)
+        public
+        pure
+        returns (uint256)
+    {
+        return uint256(response) + uint256(MAX_REDRAWS + 1) * (uint256(commitVote) + reveal);
     }
 
     /// @inheritdoc IAuditCourt
@@ -517,31 +556,11 @@ contract AuditCourt is IAuditCourt, ReentrancyGuardTransient {
         return _disputeCount;
     }
 
-    /// @notice Whether `account` is a registered validator.
+    /// @notice Whether `account` is an active registered validator.
     /// @param account Account.
     /// @return True when registered.
     function isValidator(address account) external view returns (bool) {
-        return _validatorInfo[account].indexPlusOne != 0;
-    }
-
-    /// @notice Number of registered validators.
-    /// @return The count.
-    function validatorCount() external view returns (uint256) {
-        return _validators.length;
-    }
-
-    /// @notice Validator at `index` of the registry (order changes on deregistration).
-    /// @param index Registry index.
-    /// @return The validator.
-    function validatorAt(uint256 index) external view returns (address) {
-        return _validators[index];
-    }
-
-    /// @notice Number of undecided committees `account` sits on.
-    /// @param account Validator.
-    /// @return The count.
-    function activeCommittees(address account) external view returns (uint256) {
-        return _validatorInfo[account].activeCommittees;
+        return registry.isValidator(account);
     }
 
     /// @notice Tokens credited to `account`, withdrawable with `withdrawCredit`.
@@ -551,29 +570,37 @@ contract AuditCourt is IAuditCourt, ReentrancyGuardTransient {
         return _credit[account];
     }
 
+    /// @notice Trace leaf v2 hash: keccak256(abi.encode(step, microBatch, paramsBefore, input,
+    ///         output, gradIn, gradOut, paramsAfter, dataRef, inputAttestation,
+    ///         gradInAttestation)), as agents/training/traces.py computes it.
+    /// @param leaf The leaf fields.
+    /// @return The leaf hash.
+    function leafHash(TraceLeaf calldata leaf) public pure returns (bytes32) {
+        return keccak256(abi.encode(leaf));
+    }
+
     /// @notice The Merkle tree node of a trace leaf:
     ///         keccak256(bytes.concat(keccak256(abi.encode(leafIndex, leafHash)))).
     /// @param leafIndex Leaf index.
-    /// @param leafHash Leaf hash.
+    /// @param leafHash_ Leaf hash.
     /// @return The node.
-    function leafNode(uint256 leafIndex, bytes32 leafHash) public pure returns (bytes32) {
+    function leafNode(uint256 leafIndex, bytes32 leafHash_) public pure returns (bytes32) {
         // Double hashing keeps a 64-byte leaf preimage from colliding with an inner node.
-        return keccak256(bytes.concat(keccak256(abi.encode(leafIndex, leafHash))));
+        return keccak256(bytes.concat(keccak256(abi.encode(leafIndex, leafHash_))));
     }
 
-    /// @notice Whether `proof` shows leaf (`leafIndex`, `leafHash`) is in the tree of `root`:
-    ///         exactly the check `challenge` makes (validators can run it before paying a bond).
+    /// @notice Whether `proof` shows leaf (`leafIndex`, `leafHash`) is in the tree of `root`.
     /// @param root Committed trace root.
     /// @param leafIndex Leaf position.
-    /// @param leafHash Leaf hash.
+    /// @param leafHash_ Leaf hash.
     /// @param proof Sibling hashes, OpenZeppelin sorted-pair order.
     /// @return True when the proof verifies.
-    function provesLeaf(bytes32 root, uint256 leafIndex, bytes32 leafHash, bytes32[] calldata proof)
+    function provesLeaf(bytes32 root, uint256 leafIndex, bytes32 leafHash_, bytes32[] calldata proof)
         public
         pure
         returns (bool)
     {
-        return MerkleProof.verifyCalldata(proof, root, leafNode(leafIndex, leafHash));
+        return MerkleProof.verifyCalldata(proof, root, leafNode(leafIndex, leafHash_));
     }
 
     /// @notice The sealed vote a committee member commits.
@@ -592,24 +619,156 @@ contract AuditCourt is IAuditCourt, ReentrancyGuardTransient {
 
     // ------------------------------------------------------------------ internals
 
-    /// @dev Checks the challenge window, the commitment and the Merkle proof; returns the
-    ///      accused provider.
-    function _target(uint256 jobId, uint32 round, uint32 stage)
+    function _targetWindow(uint256 jobId, uint32 round, uint32 stage)
         private
         view
-        returns (address provider, bytes32 root)
+        returns (bytes32 root, address provider, uint64 sealBlock, bool ok)
     {
         bool slashed;
         uint64 start;
         uint64 end;
-        (root, provider, slashed, start, end,) = market.auditTarget(jobId, round, stage);
+        (root, provider, slashed, start, end, sealBlock) = market.auditTarget(jobId, round, stage);
         // solhint-disable-next-line not-rely-on-time
         uint64 nowTime = uint64(block.timestamp);
         if (end == 0 || nowTime < start || nowTime > end) {
             revert OutsideChallengeWindow(start, end, nowTime);
         }
         if (root == bytes32(0) || slashed) revert NothingToChallenge(jobId, round, stage);
+        ok = true;
+    }
+
+    /// @dev Window, commitment, leaf range and self-challenge checks of a new dispute.
+    function _target(uint256 jobId, uint32 round, uint32 stage, uint256 leafIndex)
+        private
+        view
+        returns (address provider, bytes32 root, uint64 sealBlock)
+    {
+        (root, provider, sealBlock,) = _targetWindow(jobId, round, stage);
         if (msg.sender == provider) revert SelfChallenge(provider);
+        (uint32 steps, uint32 micro,) = market.leafLayout(jobId);
+        uint256 leafCount = uint256(steps) * micro;
+        if (leafIndex >= leafCount) revert LeafIndexOutOfRange(leafIndex, leafCount);
+    }
+
+    function _open(
+        uint256 jobId,
+        uint32 round,
+        uint32 stage,
+        uint256 leafIndex,
+        bytes32 leafHash_,
+        address provider,
+        uint64 sealBlock
+    ) private returns (uint256 disputeId) {
+        bytes32 key = keccak256(abi.encode(jobId, round, stage, leafIndex, msg.sender));
+        if (_disputeBy[key] != 0) revert LeafAlreadyDisputed(_disputeBy[key]);
+        uint256 pool = registry.snapshotSize(sealBlock);
+        if (pool < committeeSize) revert NoCourt(jobId, round, pool);
+        if (market.recordAuditSeed(jobId, round) == bytes32(0)) {
+            revert AuditSeedNotReady(jobId, round);
+        }
+        (,, uint256 minStake) = market.leafLayout(jobId);
+        uint256 providerStake = (minStake * providerSlashBps) / _BPS;
+
+        disputeId = ++_disputeCount;
+        _disputeBy[key] = disputeId;
+        ++_openDisputes[jobId][round];
+        Dispute storage d = _disputes[disputeId];
+        d.jobId = jobId;
+        d.round = round;
+        d.stage = stage;
+        // solhint-disable-next-line not-rely-on-time
+        d.responseDeadline = uint64(block.timestamp) + responseWindow;
+        d.snapshotBlock = sealBlock;
+        d.challenger = msg.sender;
+        d.provider = provider;
+        d.leafIndex = leafIndex;
+        d.leafHash = leafHash_;
+        d.bond = challengeBond;
+        d.stakeDecided = providerStake > challengeBond ? providerStake : challengeBond;
+        emit ChallengeOpened(disputeId, jobId, round, stage, leafIndex, msg.sender);
+        token.safeTransferFrom(msg.sender, address(this), challengeBond);
+    }
+
+    function _answerable(uint256 disputeId) private view returns (Dispute storage d) {
+        d = _dispute(disputeId);
+        if (d.status != DisputeStatus.Open) revert WrongDisputeStatus(disputeId, d.status);
+        if (msg.sender != d.provider) revert NotAccused(disputeId, msg.sender, d.provider);
+        // solhint-disable-next-line not-rely-on-time
+        uint64 nowTime = uint64(block.timestamp);
+        if (nowTime > d.responseDeadline) {
+            revert DeadlinePassed(disputeId, d.responseDeadline, nowTime);
+        }
+    }
+
+    function _answer(Dispute storage d, uint256 disputeId, string calldata bundleCID) private {
+        if (bytes(bundleCID).length == 0) revert EmptyBundle(disputeId);
+        d.status = DisputeStatus.Voting;
+        d.bundleCID = bundleCID;
+        emit ChallengeAnswered(disputeId, bundleCID);
+        _drawCommittee(d, disputeId);
+    }
+
+    /// @dev No quorum: a new committee (MAX_REDRAWS times), then void with the bond back.
+    function _noQuorum(Dispute storage d, uint256 disputeId, uint8 attempt) private {
+        if (attempt < MAX_REDRAWS) {
+            d.attempt = attempt + 1;
+            d.commits = 0;
+            d.revealedMembers = 0;
+            d.revealedSeats = 0;
+            d.guiltySeats = 0;
+            delete _members[disputeId];
+            emit CommitteeRedrawn(disputeId, attempt + 1);
+            _drawCommittee(d, disputeId);
+        } else {
+            _close(d);
+            d.status = DisputeStatus.Void;
+            _addCredit(d.challenger, d.bond);
+            emit DisputeVoided(disputeId);
+        }
+    }
+
+    /// @dev Draws the committee of the dispute's current attempt from the seal-block snapshot.
+    ///      A first draw that cannot seat a quorum voids the dispute and pays the bond to the
+    ///      provider (a challenge the court cannot hear is not free); a redraw that cannot
+    ///      voids it and returns the bond (the shortfall is the absent validators' doing).
+    function _drawCommittee(Dispute storage d, uint256 disputeId) private {
+        // solhint-disable-next-line not-rely-on-time
+        uint64 nowTime = uint64(block.timestamp);
+        uint8 attempt = d.attempt;
+        bytes32 seed = keccak256(abi.encode(market.auditSeed(d.jobId, d.round), disputeId, attempt));
+        address[] memory seats = registry.draw(
+            seed, d.snapshotBlock, d.stakeDecided, d.challenger, d.provider, committeeSize
+        );
+        if (seats.length < quorum()) {
+            _close(d);
+            d.status = DisputeStatus.Void;
+            _addCredit(attempt == 0 ? d.provider : d.challenger, d.bond);
+            emit DisputeVoided(disputeId);
+            return;
+        }
+        d.commitDeadline = nowTime + commitVoteWindow;
+        d.revealDeadline = nowTime + commitVoteWindow + revealWindow;
+        address[] storage members = _members[disputeId];
+        for (uint256 i = 0; i < seats.length; ++i) {
+            address m = seats[i];
+            if (_seats[disputeId][attempt][m] == 0) members.push(m);
+            ++_seats[disputeId][attempt][m];
+        }
+        registry.enterCommittee(members);
+        emit CommitteeDrawn(disputeId, seats);
+    }
+
+    function _checkLeaf(bytes32 root, LeafProof calldata lp, uint32 steps, uint32 micro)
+        private
+        pure
+    {
+        TraceLeaf calldata leaf = lp.leaf;
+        if (leaf.step >= steps || leaf.microBatch >= micro) revert NotAFault("leaf out of range");
+        uint256 index = leaf.step * micro + leaf.microBatch;
+        bytes32 h = leafHash(leaf);
+        if (!MerkleProof.verifyCalldata(lp.proof, root, leafNode(index, h))) {
+            revert LeafNotInRoot(root, leafNode(index, h));
+        }
     }
 
     function _dispute(uint256 disputeId) private view returns (Dispute storage d) {
@@ -621,110 +780,44 @@ contract AuditCourt is IAuditCourt, ReentrancyGuardTransient {
         --_openDisputes[d.jobId][d.round];
     }
 
-    /// @dev Slashes the provider through the market and the StakeManager; the challenger gets
-    ///      its bond back, the bounty and `winnerRewardBps` of the slash; `voters` share the rest.
-    function _slashProvider(Dispute storage d, address[] memory voters)
+    /// @dev Slashes `penalty` from each non-zero entry of `absent`; returns the total taken.
+    function _slashAbsent(uint256 disputeId, address[] memory absent, uint256 penalty)
         private
-        returns (uint256 slashed)
+        returns (uint256 total)
     {
-        (address provider, uint256 stakeAtRisk, uint256 bounty) =
-            market.slashCommitment(d.jobId, d.round, d.stage);
-        slashed = stakes.slash(provider, (stakeAtRisk * providerSlashBps) / _BPS, address(this));
-        uint256 toWinner = (slashed * winnerRewardBps) / _BPS;
-        _addCredit(d.challenger, d.bond + bounty + toWinner);
-        _share(slashed - toWinner, voters);
-    }
-
-    /// @dev Slashes members that did not reveal; their penalties go to `voters` (or treasury).
-    function _slashAbsent(uint256 disputeId, address[] memory absent, address[] memory voters)
-        private
-    {
-        uint256 total = 0;
         for (uint256 i = 0; i < absent.length; ++i) {
             if (absent[i] == address(0)) continue;
-            uint256 taken = stakes.slash(absent[i], nonRevealPenalty, address(this));
+            uint256 taken = registry.slash(absent[i], penalty, address(this));
             total += taken;
             emit NonRevealSlashed(disputeId, absent[i], taken);
         }
-        _share(total, voters);
     }
 
-    /// @dev Splits `amount` equally among the non-zero entries of `to`; the remainder (or all of
-    ///      it when there is nobody) goes to the treasury.
-    function _share(uint256 amount, address[] memory to) private {
+    /// @dev Splits `amount` among `to` by `weights`; the remainder (or all of it when every
+    ///      weight is zero) goes to the treasury.
+    function _share(uint256 amount, address[] memory to, uint256[] memory weights) private {
         if (amount == 0) return;
-        uint256 n = 0;
-        for (uint256 i = 0; i < to.length; ++i) {
-            if (to[i] != address(0)) ++n;
+        uint256 total = 0;
+        for (uint256 i = 0; i < weights.length; ++i) {
+            total += weights[i];
         }
-        if (n == 0) {
+        if (total == 0) {
             _addCredit(treasury, amount);
             return;
         }
-        uint256 each = amount / n;
+        uint256 paid = 0;
         for (uint256 i = 0; i < to.length; ++i) {
-            if (to[i] != address(0)) _addCredit(to[i], each);
+            if (weights[i] == 0) continue;
+            uint256 part = (amount * weights[i]) / total;
+            paid += part;
+            _addCredit(to[i], part);
         }
-        _addCredit(treasury, amount % n);
+        _addCredit(treasury, amount - paid);
     }
 
     function _addCredit(address account, uint256 amount) private {
         if (amount == 0) return;
         _credit[account] += amount;
         emit Credited(account, amount);
-    }
-
-    /// @dev Draws up to `committeeSize` distinct eligible validators: independent seeded picks
-    ///      first (so registration order cannot hand a block of sybils the whole committee),
-    ///      then a scan from a seeded offset to fill what the picks missed. Eligible: registered
-    ///      by the round's seal block (before the seed could be known), not a party, and still
-    ///      holding `minValidatorStake`. At most MAX_DRAW_STEPS registry entries are examined.
-    function _draw(bytes32 seed, uint64 sealBlock, address challenger, address provider)
-        private
-        view
-        returns (address[] memory members)
-    {
-        uint256 n = _validators.length;
-        uint256 target = committeeSize;
-        members = new address[](target);
-        uint256 count = 0;
-        if (n == 0) return _truncate(members, 0);
-        uint256 steps = 0;
-        for (uint256 i = 0; i < 2 * target && count < target && steps < MAX_DRAW_STEPS; ++i) {
-            ++steps;
-            address v = _validators[uint256(keccak256(abi.encode(seed, i))) % n];
-            if (_eligible(v, sealBlock, challenger, provider, members, count)) members[count++] = v;
-        }
-        uint256 offset = uint256(seed) % n;
-        for (uint256 j = 0; j < n && count < target && steps < MAX_DRAW_STEPS; ++j) {
-            ++steps;
-            address v = _validators[(offset + j) % n];
-            if (_eligible(v, sealBlock, challenger, provider, members, count)) members[count++] = v;
-        }
-        return _truncate(members, count);
-    }
-
-    function _eligible(
-        address v,
-        uint64 sealBlock,
-        address challenger,
-        address provider,
-        address[] memory chosen,
-        uint256 count
-    ) private view returns (bool) {
-        if (v == challenger || v == provider) return false;
-        if (_validatorInfo[v].registeredBlock > sealBlock) return false;
-        for (uint256 k = 0; k < count; ++k) {
-            if (chosen[k] == v) return false;
-        }
-        return stakes.stakeOf(v) >= minValidatorStake;
-    }
-
-    function _truncate(address[] memory a, uint256 len) private pure returns (address[] memory) {
-        // Shrinks the array in place: len <= a.length always.
-        assembly ("memory-safe") {
-            mstore(a, len)
-        }
-        return a;
     }
 }

@@ -9,31 +9,56 @@ import {IJobMarket} from "./interfaces/IJobMarket.sol";
 import {IStakeManager} from "./interfaces/IStakeManager.sol";
 import {IModelShares} from "./interfaces/IModelShares.sol";
 import {IAuditCourt} from "./interfaces/IAuditCourt.sol";
+import {IRandomnessSource} from "./interfaces/IRandomnessSource.sol";
 
 /// @title JobMarket
-/// @notice Training jobs. The owner escrows the whole budget; providers stake and hold ONE
-///         stage each; rounds run strictly one after the other:
-///         start -> commit phase -> sealed -> challenge window -> finalized (paid + minted).
-///         A stage vacated for missing a deadline or for a proven fault can be re-joined and
-///         resumes from its last finalized round.
-/// @dev Money in this contract: sum over live jobs of `escrow`. Rewards are pushed in
-///      TesseraToken, which has no transfer hooks and no blocklist, so a recipient can neither
-///      re-enter nor block `finalizeRound`; shares are minted with try/catch and parked for a
-///      later pull when the receiver's ERC-1155 hook refuses them.
+/// @notice Training jobs. The owner escrows the whole budget and commits each stage's initial
+///         state hash; providers hold ONE stage each with an allocation of `minStake` of their
+///         stake to the job (slashable only for this job's faults); rounds run strictly one
+///         after the other: start -> commit phase -> sealed -> challenge window -> finalized.
+///         Finalization CREDITS rewards and shares (storage only, no call to anybody's code);
+///         each party claims its own with `claimRewards` / `claimShares`.
+/// @dev Money in this contract: sum over live jobs of `escrow` + `totalRewardsOwed`.
 contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
-    /// @notice Largest number of stages a job may have; bounds every loop over stages.
+    // ---------------------------------------------------------------- job parameter bounds
+    /// @notice Most stages of a job; bounds every loop over stages.
     uint32 public constant MAX_STAGES = 64;
+    /// @notice Most rounds of a job.
+    uint32 public constant MAX_ROUNDS = 10_000;
+    /// @notice Most steps per round.
+    uint32 public constant MAX_STEPS_PER_ROUND = 100_000;
+    /// @notice Most micro-batches per step.
+    uint32 public constant MAX_MICRO_BATCHES = 1_024;
+    /// @notice Most trace leaves per round (stepsPerRound * microBatches).
+    uint256 public constant MAX_LEAVES = 1 << 20;
+    /// @notice Most audited leaves per stage and round.
+    uint16 public constant MAX_AUDIT_LEAVES = 1_024;
+    /// @notice Largest token amount of any job term (reward, stake, pool): 10^12 TSR.
+    uint256 public constant MAX_TOKEN_AMOUNT = 1e30;
+    /// @notice Largest `sharesPerStageRound`.
+    uint256 public constant MAX_SHARES_PER_STAGE_ROUND = 1e30;
+    /// @notice Shortest commit window (seconds).
+    uint64 public constant MIN_COMMIT_WINDOW = 10;
+    /// @notice Longest commit window (seconds).
+    uint64 public constant MAX_COMMIT_WINDOW = 30 days;
+    /// @notice Longest challenge window (seconds); the shortest is `minChallengeWindow`.
+    uint64 public constant MAX_CHALLENGE_WINDOW = 30 days;
+    /// @notice Largest owner share of the minted shares.
+    uint16 public constant MAX_OWNER_SHARE_BPS = 9_000;
+    /// @notice A job waiting for stages this many times (commitWindow + challengeWindow) is
+    ///         stalled: anyone may cancel it.
+    uint64 public constant STALL_WINDOWS = 2;
     uint256 private constant _BPS = 10_000;
-    /// @notice Number of past blocks whose hash the EVM exposes.
-    uint256 private constant _BLOCKHASH_WINDOW = 256;
 
     struct Job {
         address owner;
         JobStatus status;
         uint32 currentRound;
         uint32 filledStages;
+        /// @dev Since when the current round waits for stages (0 while a round is in flight).
+        uint64 waitingSince;
     }
 
     struct Funds {
@@ -54,42 +79,66 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         bytes32 value;
     }
 
+    /// @dev Two slots only: commitRound stays under 100k gas. The committer of an unslashed
+    ///      commitment of the current round is always the stage's provider (nobody leaves or is
+    ///      vacated during the commit phase, and only a slash vacates afterwards), so it is
+    ///      recorded separately only when the round finalizes or the commitment is slashed.
     struct Commitment {
         bytes32 traceRoot;
+        bytes32 finalStateHash;
+    }
+
+    struct Stage {
+        /// @dev Current holder (0 = vacant).
         address provider;
-        uint64 committedAt;
+        /// @dev round + 1 of the last round in which the stage was paid (0 = none).
+        uint32 lastPaidRound;
+        /// @dev Provider vacated by the court whose allocation is released at finalization.
+        address releaseAtFinalize;
+    }
+
+    /// @dev What became of a commitment after its round: its committer (recorded once the
+    ///      round finalized or the commitment was slashed) and whether it was slashed.
+    struct Verdict {
+        address committer;
         bool slashed;
     }
 
     /// @notice Token of escrow and rewards (TesseraToken).
     IERC20 public immutable token;
-    /// @notice Stake registry; this contract locks and slashes provider stake there.
+    /// @notice Stake registry; this contract allocates and slashes provider stake there.
     IStakeManager public immutable stakes;
     /// @notice ERC-1155 model shares; this contract holds MINTER_ROLE there.
     IModelShares public immutable shares;
-    /// @notice Fraction (basis points) of `minStake` slashed from a provider that misses a
-    ///         commit deadline.
+    /// @notice Source of the audit seeds.
+    IRandomnessSource public immutable randomness;
+    /// @notice Fraction (basis points) of `minStake` a provider that misses a commit deadline
+    ///         loses to the job's validator pool.
     uint16 public immutable livenessPenaltyBps;
+    /// @notice Shortest challenge window a job may set (seconds): long enough for the seed,
+    ///         a replay and a challenge on this chain.
+    uint64 public immutable minChallengeWindow;
 
     /// @notice The AuditCourt, set once after deployment.
     IAuditCourt public court;
 
     uint256 private _nextJobId = 1;
+    uint256 private _totalRewardsOwed;
     mapping(uint256 jobId => JobParams) private _params;
     mapping(uint256 jobId => Job) private _jobs;
     mapping(uint256 jobId => Funds) private _funds;
-    mapping(uint256 jobId => mapping(uint32 stage => address)) private _stageProvider;
+    mapping(uint256 jobId => mapping(uint32 stage => bytes32)) private _initialState;
+    mapping(uint256 jobId => mapping(uint32 stage => Stage)) private _stages;
     /// @dev stage + 1 of the only stage `provider` may ever hold in the job (0 = none yet).
     mapping(uint256 jobId => mapping(address provider => uint32)) private _heldStage;
-    /// @dev round + 1 of the last round in which the stage was paid (0 = none).
-    mapping(uint256 jobId => mapping(uint32 stage => uint32)) private _lastPaidRound;
-    /// @dev Provider vacated by the court whose lock is released when the round finalizes.
-    mapping(uint256 jobId => mapping(uint32 stage => address)) private _releaseAtFinalize;
     mapping(uint256 jobId => mapping(uint32 round => Round)) private _rounds;
     mapping(uint256 jobId => mapping(uint32 round => Seed)) private _seeds;
     mapping(uint256 jobId => mapping(uint32 round => mapping(uint32 stage => Commitment))) private
         _commitments;
-    mapping(uint256 jobId => mapping(address account => uint256)) private _parkedShares;
+    mapping(uint256 jobId => mapping(uint32 round => mapping(uint32 stage => Verdict))) private
+        _verdicts;
+    mapping(address account => uint256) private _rewardsOwed;
+    mapping(uint256 jobId => mapping(address account => uint256)) private _sharesOwed;
 
     modifier onlyCourt() {
         if (msg.sender != address(court)) revert NotCourt(msg.sender);
@@ -99,22 +148,31 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
     /// @param token_ Escrow and reward token.
     /// @param stakes_ StakeManager (this contract needs its PROTOCOL_ROLE).
     /// @param shares_ ModelShares (this contract needs its MINTER_ROLE).
+    /// @param randomness_ Source of audit seeds.
     /// @param livenessPenaltyBps_ Fraction of `minStake` slashed for a missed commit.
-    /// @param admin Account that wires the court.
+    /// @param minChallengeWindow_ Shortest challenge window of a job (seconds, > 0).
+    /// @param admin Account that wires the court (renounced after wiring).
     constructor(
         IERC20 token_,
         IStakeManager stakes_,
         IModelShares shares_,
+        IRandomnessSource randomness_,
         uint16 livenessPenaltyBps_,
+        uint64 minChallengeWindow_,
         address admin
     ) {
         if (livenessPenaltyBps_ > _BPS) {
             revert InvalidJobParameter("livenessPenaltyBps", livenessPenaltyBps_);
         }
+        if (minChallengeWindow_ == 0 || minChallengeWindow_ > MAX_CHALLENGE_WINDOW) {
+            revert InvalidJobParameter("minChallengeWindow", minChallengeWindow_);
+        }
         token = token_;
         stakes = stakes_;
         shares = shares_;
+        randomness = randomness_;
         livenessPenaltyBps = livenessPenaltyBps_;
+        minChallengeWindow = minChallengeWindow_;
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
     }
 
@@ -131,39 +189,61 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
     // ------------------------------------------------------------------ owner side
 
     /// @notice Posts a job and escrows `rewardPerStageRound * numStages * rounds +
-    ///         validatorPool` (pulled with transferFrom).
+    ///         validatorPool` (pulled with transferFrom). Every parameter is bounded.
     /// @param p The job parameters (see JobParams).
+    /// @param initialStateHashes State hash each stage's round 0 must start from (one per
+    ///        stage, non-zero): a round 0 whose first leaf starts elsewhere is a provable fault.
     /// @return jobId The new job's id (ids start at 1).
-    function postJob(JobParams calldata p) external nonReentrant returns (uint256 jobId) {
+    function postJob(JobParams calldata p, bytes32[] calldata initialStateHashes)
+        external
+        nonReentrant
+        returns (uint256 jobId)
+    {
         if (address(court) == address(0)) revert CourtNotSet();
         _validate(p);
+        if (initialStateHashes.length != p.numStages) {
+            revert InvalidJobParameter("initialStateHashes", initialStateHashes.length);
+        }
         uint256 budget = p.rewardPerStageRound * p.numStages * p.rounds + p.validatorPool;
         jobId = _nextJobId++;
+        for (uint32 s = 0; s < p.numStages; ++s) {
+            if (initialStateHashes[s] == bytes32(0)) revert InvalidJobParameter("initialStateHashes", s);
+            _initialState[jobId][s] = initialStateHashes[s];
+        }
         _params[jobId] = p;
-        _jobs[jobId] = Job({owner: msg.sender, status: JobStatus.Open, currentRound: 0, filledStages: 0});
+        _jobs[jobId] = Job({
+            owner: msg.sender,
+            status: JobStatus.Open,
+            currentRound: 0,
+            filledStages: 0,
+            // solhint-disable-next-line not-rely-on-time
+            waitingSince: uint64(block.timestamp)
+        });
         _funds[jobId] = Funds({escrow: budget, validatorPoolLeft: p.validatorPool});
         emit JobPosted(jobId, msg.sender, p.specCID);
         token.safeTransferFrom(msg.sender, address(this), budget);
     }
 
-    /// @notice Cancels the job and refunds the escrow left. Allowed to the owner while the job is
-    ///         Open, or Running with no round in flight (the current round waits for a vacated
-    ///         stage); every stage holder's lock is released.
+    /// @notice Cancels the job and refunds the escrow left to the owner; every stage holder's
+    ///         allocation is released. Only while no round is in flight (work committed in a
+    ///         round is always finalized, so credited, first). The owner may cancel then; anyone
+    ///         may once the job has waited for stages past `stalledAt`.
     /// @param jobId Job to cancel.
     function cancelJob(uint256 jobId) external nonReentrant {
         Job storage job = _existing(jobId);
-        if (msg.sender != job.owner) revert NotJobOwner(jobId, msg.sender, job.owner);
-        if (job.status == JobStatus.Running) {
-            if (_rounds[jobId][job.currentRound].start != 0) {
-                revert RoundInFlight(jobId, job.currentRound);
-            }
-        } else if (job.status != JobStatus.Open) {
+        if (job.status != JobStatus.Open && job.status != JobStatus.Running) {
             revert WrongJobStatus(jobId, job.status);
+        }
+        if (_rounds[jobId][job.currentRound].start != 0) revert RoundInFlight(jobId, job.currentRound);
+        uint64 stalled = _stalledAt(jobId, job);
+        // solhint-disable-next-line not-rely-on-time
+        if (msg.sender != job.owner && block.timestamp < stalled) {
+            revert NotJobOwner(jobId, msg.sender, job.owner, stalled);
         }
         job.status = JobStatus.Cancelled;
         uint256 refund = _funds[jobId].escrow;
         delete _funds[jobId];
-        emit JobCancelled(jobId);
+        emit JobCancelled(jobId, msg.sender);
         emit EscrowRefunded(jobId, job.owner, refund);
         _releaseHolders(jobId);
         if (refund != 0) token.safeTransfer(job.owner, refund);
@@ -171,9 +251,9 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
 
     // ------------------------------------------------------------------ provider side
 
-    /// @notice Joins `stage`, locking the job's `minStake` of the caller's free stake. A provider
-    ///         may only ever hold one stage of a job (it may re-join that same stage). When the
-    ///         last vacant stage fills, the current round starts.
+    /// @notice Joins `stage`, allocating the job's `minStake` of the caller's free stake to the
+    ///         job. A provider may only ever hold one stage of a job (it may re-join that same
+    ///         stage). When the last vacant stage fills, the current round starts.
     /// @param jobId Job to join.
     /// @param stage Stage index, below `numStages`.
     function joinStage(uint256 jobId, uint32 stage) external nonReentrant {
@@ -184,12 +264,13 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         JobParams storage p = _params[jobId];
         uint32 numStages = p.numStages;
         if (stage >= numStages) revert StageOutOfRange(jobId, stage, numStages);
-        address holder = _stageProvider[jobId][stage];
+        address holder = _stages[jobId][stage].provider;
         if (holder != address(0)) revert StageTaken(jobId, stage, holder);
         uint32 held = _heldStage[jobId][msg.sender];
         if (held != 0 && held != stage + 1) revert OneStagePerProvider(jobId, msg.sender, held - 1);
+        if (_stages[jobId][stage].releaseAtFinalize == msg.sender) revert AllocationPending(jobId, msg.sender);
 
-        _stageProvider[jobId][stage] = msg.sender;
+        _stages[jobId][stage].provider = msg.sender;
         _heldStage[jobId][msg.sender] = stage + 1;
         uint32 filled = job.filledStages + 1;
         job.filledStages = filled;
@@ -197,24 +278,47 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         if (filled == numStages) {
             job.status = JobStatus.Running;
             uint32 round = job.currentRound;
-            if (_rounds[jobId][round].start == 0) _startRound(jobId, round);
+            if (_rounds[jobId][round].start == 0) _startRound(jobId, job, round);
         }
-        stakes.lock(msg.sender, p.minStake);
+        stakes.allocate(msg.sender, bytes32(jobId), p.minStake);
     }
 
-    /// @notice Commits the Merkle root of the stage's step traces and the CID of its round record.
-    ///         Only the stage's provider, once, before the round's commit deadline. The last
-    ///         commit seals the round.
+    /// @notice Leaves the caller's stage and releases its allocation, while no round is in
+    ///         flight (the job is Open, or Running and waiting for a vacant stage): the caller
+    ///         has no commitment that a dispute could still reach.
+    /// @param jobId Job.
+    function leaveStage(uint256 jobId) external nonReentrant {
+        Job storage job = _existing(jobId);
+        if (job.status != JobStatus.Open && job.status != JobStatus.Running) {
+            revert WrongJobStatus(jobId, job.status);
+        }
+        if (_rounds[jobId][job.currentRound].start != 0) revert RoundInFlight(jobId, job.currentRound);
+        uint32 held = _heldStage[jobId][msg.sender];
+        if (held == 0 || _stages[jobId][held - 1].provider != msg.sender) {
+            revert NoStageHeld(jobId, msg.sender);
+        }
+        delete _stages[jobId][held - 1].provider;
+        --job.filledStages;
+        emit StageVacated(jobId, held - 1, msg.sender);
+        stakes.release(msg.sender, bytes32(jobId));
+    }
+
+    /// @notice Commits the Merkle root of the stage's trace leaves, the state hash of the
+    ///         checkpoint it publishes (which must equal the last leaf's paramsAfter) and the CID
+    ///         of its round record. Only the stage's provider, once, before the commit deadline.
+    ///         The last commit seals the round.
     /// @param jobId Job.
     /// @param round Current round.
     /// @param stage Caller's stage.
     /// @param traceRoot Merkle root of the trace leaves (non-zero).
+    /// @param finalStateHash State hash of the published checkpoint (non-zero).
     /// @param recordCID CID of the RoundRecord on IPFS (non-empty; kept in the event log only).
     function commitRound(
         uint256 jobId,
         uint32 round,
         uint32 stage,
         bytes32 traceRoot,
+        bytes32 finalStateHash,
         string calldata recordCID
     ) external {
         // No nonReentrant: this function makes no external call (and it keeps the gas low).
@@ -234,32 +338,27 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
             // solhint-disable-next-line not-rely-on-time
             revert CommitWindowClosed(jobId, round, deadline, uint64(block.timestamp));
         }
-        if (_stageProvider[jobId][stage] != msg.sender) {
+        if (_stages[jobId][stage].provider != msg.sender) {
             revert NotStageProvider(jobId, stage, msg.sender);
         }
-        if (traceRoot == bytes32(0) || bytes(recordCID).length == 0) {
+        if (traceRoot == bytes32(0) || finalStateHash == bytes32(0) || bytes(recordCID).length == 0)
+        {
             revert EmptyCommitment(jobId, round, stage);
         }
         Commitment storage c = _commitments[jobId][round][stage];
-        if (c.committedAt != 0) revert AlreadyCommitted(jobId, round, stage);
+        if (c.traceRoot != bytes32(0)) revert AlreadyCommitted(jobId, round, stage);
 
         c.traceRoot = traceRoot;
-        c.provider = msg.sender;
-        // solhint-disable-next-line not-rely-on-time
-        c.committedAt = uint64(block.timestamp);
+        c.finalStateHash = finalStateHash;
         uint32 commits = rm.commits + 1;
         r.commits = commits;
-        emit RoundCommitted(jobId, round, stage, msg.sender, traceRoot, recordCID);
+        emit RoundCommitted(jobId, round, stage, msg.sender, traceRoot, finalStateHash, recordCID);
         // Rounds start only with every stage filled and nobody is vacated during the commit
         // phase, so `numStages` commits means every stage committed.
         if (commits == _params[jobId].numStages) _seal(jobId, round, r);
     }
 
-    /// @notice Publishes the CID of the audit bundle for the sampled leaves of a sealed round.
-    ///         Only the committer of that stage; the CID lives in the event log only (like the
-    ///         record CID), so validators find it without the provider being online.
-    /// @dev Publishing is the provider's duty but not enforced here: a validator that finds no
-    ///      bundle challenges a sampled leaf, and the provider must then answer in the court.
+    /// @notice Publishes the CID of the audit bundle of a sealed round (event only).
     /// @param jobId Job.
     /// @param round A sealed round.
     /// @param stage Caller's committed stage.
@@ -268,7 +367,7 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         external
     {
         if (_rounds[jobId][round].sealBlock == 0) revert RoundNotSealed(jobId, round);
-        if (_commitments[jobId][round][stage].provider != msg.sender) {
+        if (_committerOf(jobId, round, stage) != msg.sender) {
             revert NotCommitter(jobId, round, stage, msg.sender);
         }
         if (bytes(bundleCID).length == 0) revert EmptyCommitment(jobId, round, stage);
@@ -276,8 +375,9 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
     }
 
     /// @notice Seals the current round once its commit deadline passed. Every stage that did
-    ///         not commit loses `livenessPenaltyBps` of `minStake` to the job owner, its lock is
-    ///         released and the stage is vacated.
+    ///         not commit loses `livenessPenaltyBps` of `minStake` to the job's validator pool
+    ///         (not to the owner, who sets the window), its allocation is released and the stage
+    ///         is vacated.
     /// @param jobId Job.
     /// @param round Current round.
     function sealRound(uint256 jobId, uint32 round) external nonReentrant {
@@ -295,52 +395,64 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         }
         uint32 numStages = p.numStages;
         address[] memory absent = new address[](numStages);
-        uint256 penalty = (p.minStake * livenessPenaltyBps) / _BPS;
         for (uint32 s = 0; s < numStages; ++s) {
-            if (_commitments[jobId][round][s].committedAt != 0) continue;
-            address provider = _stageProvider[jobId][s];
+            if (_commitments[jobId][round][s].traceRoot != bytes32(0)) continue;
+            address provider = _stages[jobId][s].provider;
             absent[s] = provider;
-            delete _stageProvider[jobId][s];
+            delete _stages[jobId][s].provider;
             --job.filledStages;
             emit StageVacated(jobId, s, provider);
         }
         _seal(jobId, round, r);
         // Interactions last, with the trusted StakeManager. Earlier rounds are all finalized,
-        // so no dispute can still reach an absent provider: its lock is released at once.
+        // so no dispute can still reach an absent provider: its allocation is released at once.
+        uint256 penalty = (p.minStake * livenessPenaltyBps) / _BPS;
+        Funds storage f = _funds[jobId];
         for (uint32 s = 0; s < numStages; ++s) {
             if (absent[s] == address(0)) continue;
-            uint256 taken = penalty == 0 ? 0 : stakes.slash(absent[s], penalty, job.owner);
+            uint256 taken = penalty == 0
+                ? 0
+                : stakes.slashAllocation(absent[s], bytes32(jobId), penalty, address(this));
+            f.escrow += taken;
+            f.validatorPoolLeft += taken;
             emit LivenessSlashed(jobId, round, s, absent[s], taken);
-            stakes.unlock(absent[s], p.minStake);
+            stakes.release(absent[s], bytes32(jobId));
         }
     }
 
-    /// @notice Stores the audit seed of a sealed round so it outlives the 256-block horizon of
-    ///         `blockhash`. If nobody stored it in time, re-anchors it on the current block (the
-    ///         seed is then available one block later) and returns 0.
+    /// @notice Stores the audit seed of a sealed round, read from the randomness source at its
+    ///         anchor block. Called in the anchor block it records the seed; called before, it
+    ///         does nothing; called later, when nobody recorded it in time, it re-anchors the
+    ///         seed `delay` blocks ahead. Returns 0 unless the seed is recorded.
     /// @param jobId Job.
     /// @param round Sealed round.
-    /// @return seed The stored seed, or 0 after a re-anchor.
+    /// @return seed The stored seed, or 0 when not recorded (yet).
     function recordAuditSeed(uint256 jobId, uint32 round) external returns (bytes32 seed) {
         Seed storage s = _seeds[jobId][round];
         if (s.value != bytes32(0)) return s.value;
-        uint64 anchor = _anchorBlock(jobId, round);
-        if (block.number <= anchor) revert AuditSeedNotYetAvailable(jobId, round, anchor);
-        if (block.number - anchor > _BLOCKHASH_WINDOW) {
-            s.anchorBlock = uint64(block.number);
-            emit AuditSeedReanchored(jobId, round, uint64(block.number));
+        if (_rounds[jobId][round].sealBlock == 0) revert RoundNotSealed(jobId, round);
+        uint64 anchor = s.anchorBlock;
+        (bytes32 value, bool expired) = randomness.randomness(anchor);
+        if (expired) {
+            uint64 next = uint64(block.number) + randomness.delay();
+            s.anchorBlock = next;
+            emit AuditSeedReanchored(jobId, round, next);
             return bytes32(0);
         }
-        seed = _seedAt(jobId, round, anchor);
+        // Before the anchor block: nothing to record yet (no revert, so a poke on an
+        // automining dev chain still moves it on by a block).
+        if (value == bytes32(0)) return bytes32(0);
+        seed = keccak256(abi.encode(value, jobId, round));
         s.value = seed;
         emit AuditSeedRecorded(jobId, round, seed);
     }
 
     /// @notice Finalizes a sealed round after its challenge window, once no dispute of it is
-    ///         open: every committed, unslashed stage is paid `rewardPerStageRound` and minted
-    ///         `sharesPerStageRound`; the owner is minted its share. The next round starts at
-    ///         once when every stage is filled; after the last round the job completes, the
-    ///         unspent escrow returns to the owner and every stage lock is released.
+    ///         open: every committed, unslashed stage is CREDITED `rewardPerStageRound` and
+    ///         `sharesPerStageRound`, the owner its share. Storage only: nobody's code runs here.
+    ///         The next round starts at once when every stage is filled; after the last round the
+    ///         job completes, the unspent escrow returns to the owner and every allocation is
+    ///         released.
     /// @param jobId Job.
     /// @param round Current round.
     function finalizeRound(uint256 jobId, uint32 round) external nonReentrant {
@@ -360,81 +472,107 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         r.finalized = true;
         emit RoundFinalized(jobId, round);
 
-        (address[] memory paid, address[] memory released) = _settleStages(jobId, round, p);
-        uint256 paidCount = 0;
-        for (uint256 s = 0; s < paid.length; ++s) {
-            if (paid[s] != address(0)) ++paidCount;
-        }
+        address[] memory released = new address[](p.numStages);
+        uint256 paidCount = _creditStages(jobId, round, p, released);
         uint256 ownerShares = (paidCount * p.sharesPerStageRound * p.ownerShareBps)
             / (_BPS - p.ownerShareBps);
-        if (ownerShares != 0) emit OwnerSharesMinted(jobId, round, job.owner, ownerShares);
-
-        uint256 refund = 0;
-        bool completed = round + 1 == p.rounds;
-        if (completed) {
-            job.status = JobStatus.Completed;
-            refund = _funds[jobId].escrow;
-            delete _funds[jobId];
-            emit JobCompleted(jobId);
-            emit EscrowRefunded(jobId, job.owner, refund);
-        } else {
-            job.currentRound = round + 1;
-            if (job.filledStages == p.numStages) _startRound(jobId, round + 1);
+        if (ownerShares != 0) {
+            _sharesOwed[jobId][job.owner] += ownerShares;
+            emit OwnerSharesMinted(jobId, round, job.owner, ownerShares);
         }
-
-        _payout(jobId, p, paid, released);
-        if (ownerShares != 0) _mintOrPark(jobId, job.owner, ownerShares);
+        bool completed = _advance(jobId, job, round, p);
+        // Interactions: the trusted StakeManager and token only.
+        for (uint256 s = 0; s < released.length; ++s) {
+            if (released[s] != address(0)) stakes.release(released[s], bytes32(jobId));
+        }
         if (completed) {
+            uint256 refund = _funds[jobId].escrow;
+            delete _funds[jobId];
+            emit EscrowRefunded(jobId, job.owner, refund);
             _releaseHolders(jobId);
             if (refund != 0) token.safeTransfer(job.owner, refund);
         }
     }
 
-    /// @notice Mints to `to` the shares of `jobId` whose mint to the caller was refused by the
-    ///         caller's ERC-1155 hook.
+    /// @dev Moves the job past a finalized round: completes it, starts the next round, or
+    ///      marks it waiting for stages. Returns whether it completed.
+    function _advance(uint256 jobId, Job storage job, uint32 round, JobParams storage p)
+        private
+        returns (bool completed)
+    {
+        completed = round + 1 == p.rounds;
+        if (completed) {
+            job.status = JobStatus.Completed;
+            emit JobCompleted(jobId);
+        } else {
+            job.currentRound = round + 1;
+            if (job.filledStages == p.numStages) {
+                _startRound(jobId, job, round + 1);
+            } else {
+                // solhint-disable-next-line not-rely-on-time
+                job.waitingSince = uint64(block.timestamp);
+            }
+        }
+    }
+
+    /// @notice Pays the caller every reward credited to it, over all jobs.
+    /// @return amount Tokens paid.
+    function claimRewards() external nonReentrant returns (uint256 amount) {
+        amount = _rewardsOwed[msg.sender];
+        if (amount == 0) revert NothingToClaim(0, msg.sender);
+        delete _rewardsOwed[msg.sender];
+        _totalRewardsOwed -= amount;
+        emit RewardsClaimed(msg.sender, amount);
+        token.safeTransfer(msg.sender, amount);
+    }
+
+    /// @notice Mints to `to` every share of `jobId` credited to the caller. Only the caller's own
+    ///         ERC-1155 hook (or `to`'s) runs, so a hook can delay only its owner's shares.
     /// @param jobId Job (= model id).
     /// @param to Receiver of the shares.
-    function claimParkedShares(uint256 jobId, address to) external nonReentrant {
-        uint256 amount = _parkedShares[jobId][msg.sender];
-        if (amount == 0) revert NoParkedShares(jobId, msg.sender);
-        delete _parkedShares[jobId][msg.sender];
-        emit ParkedSharesClaimed(jobId, msg.sender, to, amount);
+    /// @return amount Shares minted.
+    function claimShares(uint256 jobId, address to) external nonReentrant returns (uint256 amount) {
+        amount = _sharesOwed[jobId][msg.sender];
+        if (amount == 0) revert NothingToClaim(jobId, msg.sender);
+        delete _sharesOwed[jobId][msg.sender];
+        emit SharesClaimed(jobId, msg.sender, to, amount);
         shares.mint(to, jobId, amount);
     }
 
     // ------------------------------------------------------------------ court hook
 
-    /// @notice Court only: marks the commitment of `stage` in `round` slashed (it will not be
-    ///         paid), vacates the stage if its committer still holds it (its lock is released
-    ///         when the round finalizes), and on the first slash of the commitment sends the
-    ///         court a bounty of min(validator pool left, rewardPerStageRound).
+    /// @notice Court only: slashes the commitment of `stage` in `round` AT MOST ONCE, taking
+    ///         `slashBps` of `minStake` from the committer's allocation to THIS job (never more
+    ///         than it holds, never any other job's) to the court. Vacates the stage if its
+    ///         committer still holds it (its allocation is released when the round finalizes)
+    ///         and sends the court a bounty of min(validator pool left, rewardPerStageRound).
+    ///         A second call for the same commitment takes nothing.
     /// @param jobId Job.
     /// @param round Round of the commitment.
     /// @param stage Stage of the commitment.
+    /// @param slashBps Fraction of `minStake` to take.
     /// @return provider The committer.
-    /// @return stakeAtRisk The job's `minStake` (the base of the court's slash).
-    /// @return bounty Tokens transferred to the court.
-    function slashCommitment(uint256 jobId, uint32 round, uint32 stage)
+    /// @return slashed Stake taken (sent to the court).
+    /// @return bounty Tokens of the validator pool sent to the court.
+    function slashCommitment(uint256 jobId, uint32 round, uint32 stage, uint16 slashBps)
         external
         onlyCourt
         nonReentrant
-        returns (address provider, uint256 stakeAtRisk, uint256 bounty)
+        returns (address provider, uint256 slashed, uint256 bounty)
     {
-        Commitment storage c = _commitments[jobId][round][stage];
-        provider = c.provider;
+        provider = _committerOf(jobId, round, stage);
+        if (_verdicts[jobId][round][stage].slashed || provider == address(0)) return (provider, 0, 0);
+        _verdicts[jobId][round][stage].slashed = true;
+        _verdicts[jobId][round][stage].committer = provider;
         JobParams storage p = _params[jobId];
-        stakeAtRisk = p.minStake;
-        if (c.slashed) return (provider, stakeAtRisk, 0);
-        c.slashed = true;
-        emit CommitmentSlashed(jobId, round, stage, provider);
         Job storage job = _jobs[jobId];
         if (
             job.status == JobStatus.Running && job.currentRound == round
-                && _stageProvider[jobId][stage] == provider && provider != address(0)
+                && _stages[jobId][stage].provider == provider
         ) {
-            delete _stageProvider[jobId][stage];
+            delete _stages[jobId][stage].provider;
             --job.filledStages;
-            _releaseAtFinalize[jobId][stage] = provider;
+            _stages[jobId][stage].releaseAtFinalize = provider;
             emit StageVacated(jobId, stage, provider);
         }
         Funds storage f = _funds[jobId];
@@ -445,8 +583,12 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
             f.validatorPoolLeft -= bounty;
             f.escrow -= bounty;
             emit BountyPaid(jobId, round, bounty);
-            token.safeTransfer(msg.sender, bounty);
         }
+        slashed = stakes.slashAllocation(
+            provider, bytes32(jobId), (p.minStake * slashBps) / _BPS, msg.sender
+        );
+        emit CommitmentSlashed(jobId, round, stage, provider, slashed);
+        if (bounty != 0) token.safeTransfer(msg.sender, bounty);
     }
 
     // ------------------------------------------------------------------ views
@@ -461,8 +603,16 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
     /// @param jobId Job.
     /// @return The JobParams it was posted with.
     function jobParams(uint256 jobId) external view returns (JobParams memory) {
-        _existingView(jobId);
+        _existing(jobId);
         return _params[jobId];
+    }
+
+    /// @notice The state hash `stage` starts round 0 from (committed with the job).
+    /// @param jobId Job.
+    /// @param stage Stage.
+    /// @return The hash.
+    function initialStateHash(uint256 jobId, uint32 stage) external view returns (bytes32) {
+        return _initialState[jobId][stage];
     }
 
     /// @notice Live state of a job.
@@ -483,7 +633,7 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
             uint256 escrow
         )
     {
-        Job memory job = _existingView(jobId);
+        Job storage job = _existing(jobId);
         return (
             job.status,
             job.owner,
@@ -491,6 +641,15 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
             _rounds[jobId][job.currentRound].start,
             _funds[jobId].escrow
         );
+    }
+
+    /// @notice When anybody (not only the owner) may cancel the job: waiting for stages since
+    ///         `waitingSince` for STALL_WINDOWS * (commitWindow + challengeWindow). 0 while a
+    ///         round is in flight or the job ended.
+    /// @param jobId Job.
+    /// @return The timestamp.
+    function stalledAt(uint256 jobId) external view returns (uint64) {
+        return _stalledAt(jobId, _existing(jobId));
     }
 
     /// @notice Number of stages currently held.
@@ -512,7 +671,7 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
     /// @param stage Stage.
     /// @return The provider.
     function stageProvider(uint256 jobId, uint32 stage) external view returns (address) {
-        return _stageProvider[jobId][stage];
+        return _stages[jobId][stage].provider;
     }
 
     /// @notice Stage `provider` holds or held in the job, or -1 if none.
@@ -524,30 +683,29 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
     }
 
     /// @notice Last round in which `stage` was paid (its last accepted checkpoint), -1 if none.
-    ///         A provider re-joining the stage resumes from this round's checkpoint.
     /// @param jobId Job.
     /// @param stage Stage.
     /// @return The round, or -1.
     function lastFinalizedRound(uint256 jobId, uint32 stage) external view returns (int256) {
-        return int256(uint256(_lastPaidRound[jobId][stage])) - 1;
+        return int256(uint256(_stages[jobId][stage].lastPaidRound)) - 1;
     }
 
     /// @notice The commitment of `stage` in `round` (the record CID is in the RoundCommitted
-    ///         event only: storing it would double the gas of a commit).
+    ///         event only).
     /// @param jobId Job.
     /// @param round Round.
     /// @param stage Stage.
     /// @return traceRoot Committed Merkle root (0 if none).
-    /// @return provider Committer.
-    /// @return committedAt Commit timestamp (0 if none).
+    /// @return finalStateHash Committed state hash of the published checkpoint.
+    /// @return provider Committer (0 if none).
     /// @return slashed Whether the court slashed it.
     function commitment(uint256 jobId, uint32 round, uint32 stage)
         external
         view
-        returns (bytes32 traceRoot, address provider, uint64 committedAt, bool slashed)
+        returns (bytes32 traceRoot, bytes32 finalStateHash, address provider, bool slashed)
     {
         Commitment memory c = _commitments[jobId][round][stage];
-        return (c.traceRoot, c.provider, c.committedAt, c.slashed);
+        return (c.traceRoot, c.finalStateHash, _committerOf(jobId, round, stage), _verdicts[jobId][round][stage].slashed);
     }
 
     /// @notice Timeline of a round.
@@ -555,20 +713,13 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
     /// @param round Round.
     /// @return start Start time (0 = not started).
     /// @return commitDeadline Last second a commit is accepted (0 = not started).
-    /// @return sealedAt Seal time (0 = not sealed); the challenge window is
-    ///         [sealedAt, sealedAt + challengeWindow].
-    /// @return sealBlock Seal block (0 = not sealed); the audit seed anchors on sealBlock + 1.
+    /// @return sealedAt Seal time (0 = not sealed).
+    /// @return sealBlock Seal block (0 = not sealed).
     /// @return finalized Whether finalized.
     function roundInfo(uint256 jobId, uint32 round)
         external
         view
-        returns (
-            uint64 start,
-            uint64 commitDeadline,
-            uint64 sealedAt,
-            uint64 sealBlock,
-            bool finalized
-        )
+        returns (uint64 start, uint64 commitDeadline, uint64 sealedAt, uint64 sealBlock, bool finalized)
     {
         Round memory r = _rounds[jobId][round];
         commitDeadline = r.start == 0 ? 0 : r.start + _params[jobId].commitWindow;
@@ -583,19 +734,22 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         return _rounds[jobId][round].commits;
     }
 
-    /// @notice Audit seed of a sealed round: keccak256(abi.encode(blockhash(anchor), jobId,
-    ///         round)) with anchor = sealBlock + 1 (or the re-anchored block). Reverts until
-    ///         block.number > anchor, and after 256 blocks unless it was recorded.
+    /// @notice Block whose randomness makes the round's audit seed (0 before the seal).
+    /// @param jobId Job.
+    /// @param round Round.
+    /// @return The anchor block.
+    function seedAnchor(uint256 jobId, uint32 round) external view returns (uint64) {
+        return _seeds[jobId][round].anchorBlock;
+    }
+
+    /// @notice Audit seed of a sealed round once recorded (see recordAuditSeed).
     /// @param jobId Job.
     /// @param round Round.
     /// @return The seed.
     function auditSeed(uint256 jobId, uint32 round) external view returns (bytes32) {
-        bytes32 stored = _seeds[jobId][round].value;
-        if (stored != bytes32(0)) return stored;
-        uint64 anchor = _anchorBlock(jobId, round);
-        if (block.number <= anchor) revert AuditSeedNotYetAvailable(jobId, round, anchor);
-        if (block.number - anchor > _BLOCKHASH_WINDOW) revert AuditSeedExpired(jobId, round, anchor);
-        return _seedAt(jobId, round, anchor);
+        Seed memory s = _seeds[jobId][round];
+        if (s.value == bytes32(0)) revert AuditSeedNotYetAvailable(jobId, round, s.anchorBlock);
+        return s.value;
     }
 
     /// @inheritdoc IJobMarket
@@ -611,43 +765,111 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
             uint64 sealBlock
         )
     {
-        Commitment memory c = _commitments[jobId][round][stage];
         Round memory r = _rounds[jobId][round];
         windowEnd = r.sealBlock == 0 ? 0 : r.sealedAt + _params[jobId].challengeWindow;
-        return (c.traceRoot, c.provider, c.slashed, r.sealedAt, windowEnd, r.sealBlock);
+        return (
+            _commitments[jobId][round][stage].traceRoot,
+            _committerOf(jobId, round, stage),
+            _verdicts[jobId][round][stage].slashed,
+            r.sealedAt,
+            windowEnd,
+            r.sealBlock
+        );
     }
 
-    /// @notice Shares of `jobId` parked for `account` (see claimParkedShares).
+    /// @inheritdoc IJobMarket
+    function leafLayout(uint256 jobId)
+        external
+        view
+        returns (uint32 stepsPerRound, uint32 microBatches, uint256 minStake)
+    {
+        JobParams storage p = _params[jobId];
+        return (p.stepsPerRound, p.microBatches, p.minStake);
+    }
+
+    /// @inheritdoc IJobMarket
+    function stateHashes(uint256 jobId, uint32 round, uint32 stage)
+        external
+        view
+        returns (bytes32 expectedStart, bytes32 committedFinal)
+    {
+        // The last paid round before `round` (disputes reach only the unfinalized current
+        // round, so every paid round is before it); none paid: the job's initial state.
+        uint32 lastPaid = _stages[jobId][stage].lastPaidRound;
+        if (lastPaid != 0 && lastPaid - 1 < round) {
+            expectedStart = _commitments[jobId][lastPaid - 1][stage].finalStateHash;
+        } else {
+            expectedStart = _initialState[jobId][stage];
+        }
+        committedFinal = _commitments[jobId][round][stage].finalStateHash;
+    }
+
+    /// @notice Rewards credited to `account` and not yet claimed.
+    /// @param account Account.
+    /// @return Tokens.
+    function rewardsOwed(address account) external view returns (uint256) {
+        return _rewardsOwed[account];
+    }
+
+    /// @notice Sum of every unclaimed reward (this contract holds escrows + this).
+    /// @return Tokens.
+    function totalRewardsOwed() external view returns (uint256) {
+        return _totalRewardsOwed;
+    }
+
+    /// @notice Shares of `jobId` credited to `account` and not yet claimed.
     /// @param jobId Job.
     /// @param account Account.
-    /// @return Parked shares.
-    function parkedShares(uint256 jobId, address account) external view returns (uint256) {
-        return _parkedShares[jobId][account];
+    /// @return Shares.
+    function sharesOwed(uint256 jobId, address account) external view returns (uint256) {
+        return _sharesOwed[jobId][account];
     }
 
     // ------------------------------------------------------------------ internals
 
-    function _validate(JobParams calldata p) private pure {
-        if (bytes(p.specCID).length == 0) revert InvalidJobParameter("specCID", 0);
+    function _validate(JobParams calldata p) private view {
+        if (bytes(p.specCID).length == 0 || bytes(p.specCID).length > 256) {
+            revert InvalidJobParameter("specCID", bytes(p.specCID).length);
+        }
         if (p.numStages == 0 || p.numStages > MAX_STAGES) {
             revert InvalidJobParameter("numStages", p.numStages);
         }
-        if (p.rounds == 0) revert InvalidJobParameter("rounds", 0);
-        if (p.stepsPerRound == 0) revert InvalidJobParameter("stepsPerRound", 0);
-        if (p.sharesPerStageRound == 0) revert InvalidJobParameter("sharesPerStageRound", 0);
-        if (p.minStake == 0) revert InvalidJobParameter("minStake", 0);
-        if (p.commitWindow == 0) revert InvalidJobParameter("commitWindow", 0);
-        if (p.challengeWindow == 0) revert InvalidJobParameter("challengeWindow", 0);
-        if (p.auditLeaves == 0) revert InvalidJobParameter("auditLeaves", 0);
-        if (p.ownerShareBps >= _BPS) revert InvalidJobParameter("ownerShareBps", p.ownerShareBps);
+        if (p.rounds == 0 || p.rounds > MAX_ROUNDS) revert InvalidJobParameter("rounds", p.rounds);
+        if (p.stepsPerRound == 0 || p.stepsPerRound > MAX_STEPS_PER_ROUND) {
+            revert InvalidJobParameter("stepsPerRound", p.stepsPerRound);
+        }
+        if (p.microBatches == 0 || p.microBatches > MAX_MICRO_BATCHES) {
+            revert InvalidJobParameter("microBatches", p.microBatches);
+        }
+        uint256 leaves = uint256(p.stepsPerRound) * p.microBatches;
+        if (leaves > MAX_LEAVES) revert InvalidJobParameter("microBatches", leaves);
+        if (p.rewardPerStageRound > MAX_TOKEN_AMOUNT) {
+            revert InvalidJobParameter("rewardPerStageRound", p.rewardPerStageRound);
+        }
+        if (p.sharesPerStageRound == 0 || p.sharesPerStageRound > MAX_SHARES_PER_STAGE_ROUND) {
+            revert InvalidJobParameter("sharesPerStageRound", p.sharesPerStageRound);
+        }
+        if (p.minStake == 0 || p.minStake > MAX_TOKEN_AMOUNT) {
+            revert InvalidJobParameter("minStake", p.minStake);
+        }
+        if (p.commitWindow < MIN_COMMIT_WINDOW || p.commitWindow > MAX_COMMIT_WINDOW) {
+            revert InvalidJobParameter("commitWindow", p.commitWindow);
+        }
+        if (p.challengeWindow < minChallengeWindow || p.challengeWindow > MAX_CHALLENGE_WINDOW) {
+            revert InvalidJobParameter("challengeWindow", p.challengeWindow);
+        }
+        if (p.auditLeaves == 0 || p.auditLeaves > MAX_AUDIT_LEAVES || p.auditLeaves > leaves) {
+            revert InvalidJobParameter("auditLeaves", p.auditLeaves);
+        }
+        if (p.ownerShareBps > MAX_OWNER_SHARE_BPS) {
+            revert InvalidJobParameter("ownerShareBps", p.ownerShareBps);
+        }
+        if (p.validatorPool > MAX_TOKEN_AMOUNT) {
+            revert InvalidJobParameter("validatorPool", p.validatorPool);
+        }
     }
 
     function _existing(uint256 jobId) private view returns (Job storage job) {
-        job = _jobs[jobId];
-        if (job.owner == address(0)) revert UnknownJob(jobId);
-    }
-
-    function _existingView(uint256 jobId) private view returns (Job memory job) {
         job = _jobs[jobId];
         if (job.owner == address(0)) revert UnknownJob(jobId);
     }
@@ -657,10 +879,27 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         if (job.status != JobStatus.Running) revert WrongJobStatus(jobId, job.status);
     }
 
-    function _startRound(uint256 jobId, uint32 round) private {
+    function _stalledAt(uint256 jobId, Job storage job) private view returns (uint64) {
+        if (job.status != JobStatus.Open && job.status != JobStatus.Running) return 0;
+        if (_rounds[jobId][job.currentRound].start != 0) return 0;
+        JobParams storage p = _params[jobId];
+        return job.waitingSince + STALL_WINDOWS * (p.commitWindow + p.challengeWindow);
+    }
+
+    /// @dev The committer of a commitment: recorded once the round finalized or the commitment
+    ///      was slashed; before that it is the stage's provider (see Commitment).
+    function _committerOf(uint256 jobId, uint32 round, uint32 stage) private view returns (address) {
+        if (_commitments[jobId][round][stage].traceRoot == bytes32(0)) return address(0);
+        address recorded = _verdicts[jobId][round][stage].committer;
+        if (recorded != address(0)) return recorded;
+        return _stages[jobId][stage].provider;
+    }
+
+    function _startRound(uint256 jobId, Job storage job, uint32 round) private {
         // solhint-disable-next-line not-rely-on-time
         uint64 start = uint64(block.timestamp);
         _rounds[jobId][round].start = start;
+        job.waitingSince = 0;
         emit RoundStarted(jobId, round, start);
     }
 
@@ -668,82 +907,48 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         // solhint-disable-next-line not-rely-on-time
         r.sealedAt = uint64(block.timestamp);
         r.sealBlock = uint64(block.number);
-        emit RoundSealed(jobId, round, uint64(block.number));
+        // The seed's anchor is a block after the seal: nobody knows its randomness now.
+        uint64 anchor = uint64(block.number) + randomness.delay();
+        _seeds[jobId][round].anchorBlock = anchor;
+        emit RoundSealed(jobId, round, uint64(block.number), anchor);
     }
 
-    /// @dev Effects of finalization per stage: pays from escrow, records the last paid round,
-    ///      collects court-vacated providers whose lock is now released.
-    function _settleStages(uint256 jobId, uint32 round, JobParams storage p)
+    /// @dev Credits every committed, unslashed stage (storage only) and collects the
+    ///      court-vacated providers whose allocation is released now.
+    function _creditStages(uint256 jobId, uint32 round, JobParams storage p, address[] memory released)
         private
-        returns (address[] memory paid, address[] memory released)
+        returns (uint256 paidCount)
     {
-        uint32 numStages = p.numStages;
-        paid = new address[](numStages);
-        released = new address[](numStages);
         uint256 reward = p.rewardPerStageRound;
-        uint256 spent = 0;
-        for (uint32 s = 0; s < numStages; ++s) {
-            Commitment memory c = _commitments[jobId][round][s];
-            if (c.committedAt != 0 && !c.slashed) {
-                paid[s] = c.provider;
-                spent += reward;
-                _lastPaidRound[jobId][s] = round + 1;
-                emit StagePaid(jobId, round, s, c.provider, reward, p.sharesPerStageRound);
+        uint256 perStage = p.sharesPerStageRound;
+        for (uint32 s = 0; s < released.length; ++s) {
+            if (
+                _commitments[jobId][round][s].traceRoot != bytes32(0) && !_verdicts[jobId][round][s].slashed
+            ) {
+                address provider = _stages[jobId][s].provider;
+                _verdicts[jobId][round][s].committer = provider;
+                _rewardsOwed[provider] += reward;
+                _sharesOwed[jobId][provider] += perStage;
+                _stages[jobId][s].lastPaidRound = round + 1;
+                ++paidCount;
+                emit StagePaid(jobId, round, s, provider, reward, perStage);
             }
-            address vacated = _releaseAtFinalize[jobId][s];
+            address vacated = _stages[jobId][s].releaseAtFinalize;
             if (vacated != address(0)) {
                 released[s] = vacated;
-                delete _releaseAtFinalize[jobId][s];
+                delete _stages[jobId][s].releaseAtFinalize;
             }
         }
+        uint256 spent = paidCount * reward;
         _funds[jobId].escrow -= spent;
-    }
-
-    /// @dev Interactions of finalization: rewards, shares, lock releases of court-vacated
-    ///      providers.
-    function _payout(
-        uint256 jobId,
-        JobParams storage p,
-        address[] memory paid,
-        address[] memory released
-    ) private {
-        for (uint256 s = 0; s < paid.length; ++s) {
-            if (paid[s] == address(0)) continue;
-            token.safeTransfer(paid[s], p.rewardPerStageRound);
-            _mintOrPark(jobId, paid[s], p.sharesPerStageRound);
-        }
-        for (uint256 s = 0; s < released.length; ++s) {
-            if (released[s] != address(0)) stakes.unlock(released[s], p.minStake);
-        }
-    }
-
-    function _mintOrPark(uint256 jobId, address to, uint256 amount) private {
-        // A receiver whose ERC-1155 hook reverts must not block the round for everyone.
-        // solhint-disable-next-line no-empty-blocks
-        try shares.mint(to, jobId, amount) {}
-        catch {
-            _parkedShares[jobId][to] += amount;
-            emit SharesParked(jobId, to, amount);
-        }
+        _totalRewardsOwed += spent;
     }
 
     function _releaseHolders(uint256 jobId) private {
-        JobParams storage p = _params[jobId];
-        uint32 numStages = p.numStages;
+        uint32 numStages = _params[jobId].numStages;
         for (uint32 s = 0; s < numStages; ++s) {
-            address holder = _stageProvider[jobId][s];
-            if (holder != address(0)) stakes.unlock(holder, p.minStake);
+            address holder = _stages[jobId][s].provider;
+            if (holder != address(0)) stakes.release(holder, bytes32(jobId));
         }
-    }
-
-    function _anchorBlock(uint256 jobId, uint32 round) private view returns (uint64) {
-        uint64 sealBlock = _rounds[jobId][round].sealBlock;
-        if (sealBlock == 0) revert RoundNotSealed(jobId, round);
-        uint64 reanchored = _seeds[jobId][round].anchorBlock;
-        return reanchored != 0 ? reanchored : sealBlock + 1;
-    }
-
-    function _seedAt(uint256 jobId, uint32 round, uint64 anchor) private view returns (bytes32) {
-        return keccak256(abi.encode(blockhash(anchor), jobId, round));
     }
 }

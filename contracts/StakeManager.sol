@@ -8,14 +8,15 @@ import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/Reentrancy
 import {IStakeManager} from "./interfaces/IStakeManager.sol";
 
 /// @title StakeManager
-/// @notice Holds bonded stake. Locks (taken by JobMarket while a provider holds a stage and by
-///         AuditCourt while a validator is registered) keep stake from being unbonded; slashes
-///         take bonded stake first, then unbonding stake, so unbonding never dodges a slash.
-/// @dev Token balance of this contract == sum(stake) + sum(unbonding) at all times.
+/// @notice Holds bonded stake. Protocol contracts allocate parts of an account's free stake
+///         under ids of their own (a job, a validator registration) and can slash only their own
+///         allocation, at most what it holds. Allocated stake cannot start unbonding.
+/// @dev Invariants: token balance == sum(stake) + sum(unbonding); for every account
+///      stake >= locked == sum of its allocations (a slash takes from both at once).
 contract StakeManager is IStakeManager, AccessControl, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
-    /// @notice Role of the protocol contracts allowed to lock, unlock and slash.
+    /// @notice Role of the protocol contracts allowed to allocate, release and slash.
     bytes32 public constant PROTOCOL_ROLE = keccak256("PROTOCOL_ROLE");
 
     struct Unbonding {
@@ -31,10 +32,12 @@ contract StakeManager is IStakeManager, AccessControl, ReentrancyGuardTransient 
     mapping(address account => uint256) private _stake;
     mapping(address account => uint256) private _locked;
     mapping(address account => Unbonding) private _unbonding;
+    /// @dev keccak256(allocator, id) => allocation.
+    mapping(address account => mapping(bytes32 key => uint256)) private _allocations;
 
     /// @param token_ Token staked (TesseraToken).
     /// @param unbondingPeriod_ Seconds an unstake waits before it can be withdrawn.
-    /// @param admin Account that grants PROTOCOL_ROLE.
+    /// @param admin Account that grants PROTOCOL_ROLE (renounced after wiring).
     constructor(IERC20 token_, uint64 unbondingPeriod_, address admin) {
         token = token_;
         unbondingPeriod = unbondingPeriod_;
@@ -57,8 +60,7 @@ contract StakeManager is IStakeManager, AccessControl, ReentrancyGuardTransient 
         _stake[msg.sender] -= amount;
         Unbonding storage u = _unbonding[msg.sender];
         u.amount += amount;
-        // One clock per account: a new request restarts it for the whole unbonding amount, so a
-        // slash can always reach freshly unbonded stake for a full period.
+        // One clock per account: a new request restarts it for the whole unbonding amount.
         // solhint-disable-next-line not-rely-on-time
         uint64 releaseTime = uint64(block.timestamp) + unbondingPeriod;
         u.releaseTime = releaseTime;
@@ -80,46 +82,49 @@ contract StakeManager is IStakeManager, AccessControl, ReentrancyGuardTransient 
     }
 
     /// @inheritdoc IStakeManager
-    function lock(address account, uint256 amount) external onlyRole(PROTOCOL_ROLE) {
+    function allocate(address account, bytes32 id, uint256 amount)
+        external
+        onlyRole(PROTOCOL_ROLE)
+    {
+        if (amount == 0) revert ZeroAmount();
         uint256 free = _free(account);
         if (amount > free) revert InsufficientFreeStake(account, free, amount);
+        _allocations[account][_key(msg.sender, id)] += amount;
         _locked[account] += amount;
-        emit StakeLocked(account, msg.sender, amount);
+        emit Allocated(account, msg.sender, id, amount);
     }
 
     /// @inheritdoc IStakeManager
-    function unlock(address account, uint256 amount) external onlyRole(PROTOCOL_ROLE) {
-        uint256 locked = _locked[account];
-        if (amount > locked) revert UnlockExceedsLocked(account, locked, amount);
-        unchecked {
-            // amount <= locked was checked just above.
-            _locked[account] = locked - amount;
-        }
-        emit StakeUnlocked(account, msg.sender, amount);
+    function release(address account, bytes32 id)
+        external
+        onlyRole(PROTOCOL_ROLE)
+        returns (uint256 amount)
+    {
+        bytes32 key = _key(msg.sender, id);
+        amount = _allocations[account][key];
+        if (amount == 0) return 0;
+        delete _allocations[account][key];
+        _locked[account] -= amount;
+        emit Released(account, msg.sender, id, amount);
     }
 
     /// @inheritdoc IStakeManager
-    function slash(address account, uint256 amount, address beneficiary)
+    function slashAllocation(address account, bytes32 id, uint256 amount, address beneficiary)
         external
         onlyRole(PROTOCOL_ROLE)
         nonReentrant
         returns (uint256 slashed)
     {
-        uint256 bonded = _stake[account];
-        uint256 fromBonded = amount < bonded ? amount : bonded;
-        uint256 rest = amount - fromBonded;
-        uint256 fromUnbonding = 0;
-        if (rest != 0) {
-            uint256 unbonding = _unbonding[account].amount;
-            fromUnbonding = rest < unbonding ? rest : unbonding;
-            _unbonding[account].amount = unbonding - fromUnbonding;
-        }
-        _stake[account] = bonded - fromBonded;
-        // Locks are left as they are: they are claims of the lockers, released by them; free
-        // stake is computed as stake minus locks, floored at zero.
-        slashed = fromBonded + fromUnbonding;
-        emit Slashed(account, beneficiary, msg.sender, slashed);
-        if (slashed != 0) token.safeTransfer(beneficiary, slashed);
+        bytes32 key = _key(msg.sender, id);
+        uint256 held = _allocations[account][key];
+        slashed = amount < held ? amount : held;
+        if (slashed == 0) return 0;
+        // stake >= locked >= held >= slashed: none of these can underflow.
+        _allocations[account][key] = held - slashed;
+        _locked[account] -= slashed;
+        _stake[account] -= slashed;
+        emit Slashed(account, msg.sender, id, beneficiary, slashed);
+        token.safeTransfer(beneficiary, slashed);
     }
 
     /// @inheritdoc IStakeManager
@@ -138,6 +143,15 @@ contract StakeManager is IStakeManager, AccessControl, ReentrancyGuardTransient 
     }
 
     /// @inheritdoc IStakeManager
+    function allocationOf(address account, address allocator, bytes32 id)
+        external
+        view
+        returns (uint256)
+    {
+        return _allocations[account][_key(allocator, id)];
+    }
+
+    /// @inheritdoc IStakeManager
     function unbondingOf(address account)
         external
         view
@@ -148,8 +162,10 @@ contract StakeManager is IStakeManager, AccessControl, ReentrancyGuardTransient 
     }
 
     function _free(address account) private view returns (uint256) {
-        uint256 bonded = _stake[account];
-        uint256 locked = _locked[account];
-        return bonded > locked ? bonded - locked : 0;
+        return _stake[account] - _locked[account];
+    }
+
+    function _key(address allocator, bytes32 id) private pure returns (bytes32) {
+        return keccak256(abi.encode(allocator, id));
     }
 }

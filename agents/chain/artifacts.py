@@ -17,7 +17,16 @@ from eth_utils import keccak
 
 from agents.chain.errors import ChainError
 
-PROTOCOL_CONTRACTS = ("TesseraToken", "StakeManager", "ModelShares", "JobMarket", "AuditCourt")
+#: Deployment order: each contract's constructor takes addresses of the ones before it.
+PROTOCOL_CONTRACTS = (
+    "TesseraToken",
+    "StakeManager",
+    "ModelShares",
+    "PrevrandaoRandomness",
+    "JobMarket",
+    "ValidatorRegistry",
+    "AuditCourt",
+)
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BUILD_DIR = PROJECT_ROOT / "build" / "contracts"
 

@@ -42,14 +42,29 @@ def deploy_contract(client, name: str, *args: Any) -> str:
 
 
 DAY = 24 * 3600
+DEV_CHAIN_IDS = (1337, 31337)
+#: Longest challenge window a job may set (JobMarket.MAX_CHALLENGE_WINDOW).
+MAX_CHALLENGE_WINDOW = 30 * DAY
+#: Committees drawn again after one fails its quorum (AuditCourt.MAX_REDRAWS).
+MAX_REDRAWS = 1
 
 #: Production-leaning defaults for a public chain; every key can be overridden.
 DEFAULT_PARAMS: dict[str, Any] = {
-    # StakeManager: longer than any dispute (response + commit + reveal windows), so stake that
-    # starts unbonding while a dispute is pending can still be slashed.
+    # StakeManager: longer than any dispute (response + every committee's commit and reveal
+    # windows); checked by the AuditCourt constructor.
     "unbondingPeriod": 7 * DAY,
-    # JobMarket: share of minStake lost by a provider that misses a commit deadline.
+    # TesseraToken: whole supply minted to the deployer (the faucet works on dev chains only).
+    "initialSupply": 10**9 * 10**18,
+    # PrevrandaoRandomness: blocks between a round's seal and the block whose prevrandao seeds it.
+    "randomnessDelay": 8,
+    # JobMarket: share of minStake lost by a provider that misses a commit deadline (to the
+    # job's validator pool) and the shortest challenge window a job may set.
     "livenessPenaltyBps": 1_000,
+    "minChallengeWindow": 3_600,
+    # ValidatorRegistry: least validator stake, and how long an exiting validator stays
+    # slashable (covers a round sealed just before its exit: challenge window + dispute).
+    "minValidatorStake": 1_000 * 10**18,
+    "validatorExitDelay": MAX_CHALLENGE_WINDOW + 7 * DAY,
     # AuditCourt.
     "challengeBond": 100 * 10**18,
     "responseWindow": 1 * DAY,
@@ -57,16 +72,18 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "revealWindow": 1 * DAY,
     "providerSlashBps": 5_000,
     "winnerRewardBps": 5_000,
-    "nonRevealPenalty": 10 * 10**18,
-    "minValidatorStake": 1_000 * 10**18,
     "committeeSize": 3,
     # Receiver of rounding dust and undecided penalties; None means the deployer.
     "treasury": None,
     # ModelShares metadata URI template (ERC-1155 `{id}` substitution).
     "sharesUri": "ipfs://tessera/models/{id}.json",
+    # Who holds DEFAULT_ADMIN_ROLE after wiring: "renounce" (nobody), "timelock" (a
+    # TimelockController whose delay exceeds the unbonding period), or "keep" (the deployer;
+    # dev chains only, for tests that mint shares directly).
+    "admin": "renounce",
 }
-# Wiring calls (setCourt, three grantRole) after the five deployments.
-WIRING_GAS = 4 * 60_000
+# Wiring calls (two setCourt, three grantRole) and the admin hand-over after the deployments.
+WIRING_GAS = 5 * 60_000 + 8 * 40_000
 
 COURT_PARAM_KEYS = (
     "challengeBond",
@@ -75,10 +92,9 @@ COURT_PARAM_KEYS = (
     "revealWindow",
     "providerSlashBps",
     "winnerRewardBps",
-    "nonRevealPenalty",
-    "minValidatorStake",
     "committeeSize",
 )
+ADMIN_MODES = ("renounce", "timelock", "keep")
 
 
 # --- transport issue: provider endpoints and pay-before-serve (kept apart for easy merges) ---
@@ -110,38 +126,72 @@ def deploy_transport(client, p: dict[str, Any], addr: dict[str, str]) -> None:
 # --- end of the transport block ---
 
 
-def resolve_params(params: dict[str, Any] | None) -> dict[str, Any]:
-    """DEFAULT_PARAMS overridden by `params`; an unknown key is an error, never ignored."""
+def dispute_span(p: dict[str, Any]) -> int:
+    """Longest time a dispute can take (AuditCourt.disputeSpan)."""
+    return p["responseWindow"] + (MAX_REDRAWS + 1) * (p["commitVoteWindow"] + p["revealWindow"])
+
+
+def resolve_params(params: dict[str, Any] | None, chain_id: int | None = None) -> dict[str, Any]:
+    """DEFAULT_PARAMS overridden by `params`; an unknown key or an inconsistent set of windows
+    is an error (one line), never ignored."""
     unknown = set(params or {}) - set(DEFAULT_PARAMS)
     if unknown:
         raise ChainError(f"unknown deployment parameters: {sorted(unknown)}")
-    return {**DEFAULT_PARAMS, **(params or {})}
+    p = {**DEFAULT_PARAMS, **(params or {})}
+    span = dispute_span(p)
+    if span > p["unbondingPeriod"]:
+        raise ChainError(
+            f"unbondingPeriod {p['unbondingPeriod']} s is shorter than a dispute ({span} s: "
+            "response + committees' commit and reveal windows)"
+        )
+    if p["validatorExitDelay"] < span:
+        raise ChainError(f"validatorExitDelay {p['validatorExitDelay']} s < a dispute ({span} s)")
+    if p["admin"] not in ADMIN_MODES:
+        raise ChainError(f"admin must be one of {ADMIN_MODES}, got {p['admin']!r}")
+    if p["admin"] == "keep" and chain_id is not None and chain_id not in DEV_CHAIN_IDS:
+        raise ChainError(f"admin=keep is for dev chains only (chain {chain_id})")
+    return p
 
 
 def _constructor_args(p: dict[str, Any], me: str, addr: dict[str, str]) -> dict[str, tuple]:
     """Constructor arguments of each contract, given the addresses deployed before it."""
     token, stakes = addr.get("TesseraToken", me), addr.get("StakeManager", me)
     shares, market = addr.get("ModelShares", me), addr.get("JobMarket", me)
+    rand, registry = addr.get("PrevrandaoRandomness", me), addr.get("ValidatorRegistry", me)
     court_params = tuple(p[f] for f in COURT_PARAM_KEYS)
     return {
-        "TesseraToken": (me,),
+        "TesseraToken": (me, p["initialSupply"]),
         "StakeManager": (token, p["unbondingPeriod"], me),
         "ModelShares": (token, me, p["sharesUri"]),
-        "JobMarket": (token, stakes, shares, p["livenessPenaltyBps"], me),
-        "AuditCourt": (token, stakes, market, court_params, p["treasury"] or me),
+        "PrevrandaoRandomness": (p["randomnessDelay"],),
+        "JobMarket": (
+            token,
+            stakes,
+            shares,
+            rand,
+            p["livenessPenaltyBps"],
+            p["minChallengeWindow"],
+            me,
+        ),
+        "ValidatorRegistry": (stakes, p["minValidatorStake"], p["validatorExitDelay"], me),
+        "AuditCourt": (token, stakes, market, registry, court_params, p["treasury"] or me),
     }
 
 
 def estimate_deployment_gas(client, params: dict[str, Any] | None = None) -> int:
-    """Gas of the five deployments (estimated by the node) plus the wiring calls.
+    """Gas of the deployments (estimated by the node) plus the wiring calls.
 
     Addresses not deployed yet are stood in for by the deployer's address: the
-    calldata has the same size, so the estimate is the same.
+    calldata has the same size, so the estimate is the same. The AuditCourt's
+    constructor reads other contracts, so it is counted from its bytecode size.
     """
-    p = resolve_params(params)
+    p = resolve_params(params, client.chain_id)
     total = WIRING_GAS
     for name, args in _constructor_args(p, client.address, {}).items():
         art = load_artifact(name)
+        if name == "AuditCourt":
+            total += 32_000 + 200 * (len(art.bytecode) // 2 - 2) + 300_000
+            continue
         ctor = client.w3.eth.contract(abi=art.abi, bytecode=art.bytecode).constructor(*args)
         total += ctor.estimate_gas({"from": client.address})
     for name, args in _transport_constructor_args(p, client.address, {}).items():
@@ -151,14 +201,22 @@ def estimate_deployment_gas(client, params: dict[str, Any] | None = None) -> int
     return total
 
 
-def deploy_protocol(client, params: dict[str, Any] | None = None):
-    """Deploy and wire TesseraToken, StakeManager, ModelShares, JobMarket, AuditCourt.
+#: Contracts whose DEFAULT_ADMIN_ROLE is handed over after wiring.
+ADMINISTERED = ("StakeManager", "ModelShares", "JobMarket", "ValidatorRegistry")
 
+
+def deploy_protocol(client, params: dict[str, Any] | None = None):
+    """Deploy and wire every protocol contract, then hand the admin role over.
+
+    After wiring nobody keeps an admin key by default: DEFAULT_ADMIN_ROLE is renounced on
+    every contract (admin="renounce"), or granted to a TimelockController whose delay exceeds
+    the unbonding period (admin="timelock", recorded as contracts["Timelock"]). On chains other
+    than dev chains the token's ownership (its faucet) is renounced too.
     Returns the `Deployment` (not yet saved: the caller decides where).
     """
     from agents.chain.deployments import Deployment
 
-    p = resolve_params(params)
+    p = resolve_params(params, client.chain_id)
     me = client.address
     start_block = int(client.w3.eth.block_number)
     addr: dict[str, str] = {}
@@ -175,7 +233,28 @@ def deploy_protocol(client, params: dict[str, Any] | None = None):
     protocol_role = client.call("StakeManager", "PROTOCOL_ROLE")
     minter_role = client.call("ModelShares", "MINTER_ROLE")
     client.send("JobMarket", "setCourt", addr["AuditCourt"])
+    client.send("ValidatorRegistry", "setCourt", addr["AuditCourt"])
     client.send("StakeManager", "grantRole", protocol_role, addr["JobMarket"])
-    client.send("StakeManager", "grantRole", protocol_role, addr["AuditCourt"])
+    client.send("StakeManager", "grantRole", protocol_role, addr["ValidatorRegistry"])
     client.send("ModelShares", "grantRole", minter_role, addr["JobMarket"])
+    _hand_over_admin(client, p, addr)
     return client.deployment
+
+
+def _hand_over_admin(client, p: dict[str, Any], addr: dict[str, str]) -> None:
+    """Renounce (or move to a timelock) every admin role the deployer holds."""
+    me = client.address
+    if p["admin"] == "keep":
+        return
+    admin_role = b"\x00" * 32
+    if p["admin"] == "timelock":
+        delay = p["unbondingPeriod"] + 1
+        timelock = deploy_contract(client, "Timelock", delay, [me], [me])
+        addr["Timelock"] = timelock
+        client.deployment.contracts["Timelock"] = timelock
+        for name in ADMINISTERED:
+            client.send(name, "grantRole", admin_role, timelock)
+    for name in ADMINISTERED:
+        client.send(name, "renounceRole", admin_role, me)
+    if client.chain_id not in DEV_CHAIN_IDS:
+        client.send("TesseraToken", "renounceOwnership")

@@ -18,6 +18,23 @@ from agents.protocol.rounds import RoundView
 
 ZERO_ADDRESS = "0x" + "00" * 20
 
+#: JobMarket constants that bound job terms (see agents/protocol/bounds.py).
+JOB_BOUND_NAMES = (
+    "MAX_STAGES",
+    "MAX_ROUNDS",
+    "MAX_STEPS_PER_ROUND",
+    "MAX_MICRO_BATCHES",
+    "MAX_LEAVES",
+    "MAX_AUDIT_LEAVES",
+    "MAX_TOKEN_AMOUNT",
+    "MAX_SHARES_PER_STAGE_ROUND",
+    "MIN_COMMIT_WINDOW",
+    "MAX_COMMIT_WINDOW",
+    "MAX_CHALLENGE_WINDOW",
+    "MAX_OWNER_SHARE_BPS",
+    "minChallengeWindow",
+)
+
 
 class JobStatus(IntEnum):
     """JobMarket's job states."""
@@ -50,6 +67,7 @@ class JobTerms:
     num_stages: int
     rounds: int
     steps_per_round: int
+    micro_batches: int
     reward_per_stage_round: int
     shares_per_stage_round: int
     min_stake: int
@@ -66,6 +84,7 @@ class JobTerms:
             self.num_stages,
             self.rounds,
             self.steps_per_round,
+            self.micro_batches,
             self.reward_per_stage_round,
             self.shares_per_stage_round,
             self.min_stake,
@@ -80,6 +99,11 @@ class JobTerms:
     def escrow(self) -> int:
         """What `postJob` pulls from the owner."""
         return self.reward_per_stage_round * self.num_stages * self.rounds + self.validator_pool
+
+    @property
+    def leaf_count(self) -> int:
+        """Trace leaves per stage and round (leaf index = step * micro_batches + micro_batch)."""
+        return self.steps_per_round * self.micro_batches
 
 
 @dataclass(frozen=True)
@@ -99,13 +123,13 @@ class Commitment:
 
     trace_root: str
     record_cid: str
-    committed_at: int
+    final_state_hash: str
     slashed: bool
     provider: str = ZERO_ADDRESS
 
     @property
     def exists(self) -> bool:
-        return self.committed_at != 0
+        return int(self.trace_root, 16) != 0
 
 
 @dataclass(frozen=True)
@@ -162,6 +186,10 @@ class Protocol:
             "StakeManager", "unbondingOf", who or self.client.address
         )
         return int(amount), int(release)
+
+    def free_stake(self, who: str | None = None) -> int:
+        """Bonded stake not allocated to any job or validator registration."""
+        return self.client.call("StakeManager", "freeStakeOf", who or self.client.address)
 
     def stake(self, amount: int) -> None:
         """Approve and stake `amount`."""
@@ -221,11 +249,35 @@ class Protocol:
 
     def commitment(self, job_id: int, round_: int, stage: int) -> Commitment:
         """The stage's commitment; the record CID comes from the RoundCommitted log."""
-        root, provider, at, slashed = self.client.call(
+        root, final, provider, slashed = self.client.call(
             "JobMarket", "commitment", job_id, round_, stage
         )
-        cid = self.record_cid(job_id, round_, stage) if at else ""
-        return Commitment(_hex(root), cid, int(at), bool(slashed), provider)
+        cid = self.record_cid(job_id, round_, stage) if int.from_bytes(bytes(root)) else ""
+        return Commitment(_hex(root), cid, _hex(final), bool(slashed), provider)
+
+    def initial_state_hash(self, job_id: int, stage: int) -> str:
+        """The state hash `stage` must start round 0 from (committed with the job)."""
+        return _hex(self.client.call("JobMarket", "initialStateHash", job_id, stage))
+
+    def state_hashes(self, job_id: int, round_: int, stage: int) -> tuple[str, str]:
+        """(state the stage's round must start from, final state hash it committed)."""
+        start, final = self.client.call("JobMarket", "stateHashes", job_id, round_, stage)
+        return _hex(start), _hex(final)
+
+    def job_bounds(self) -> dict[str, int]:
+        """JobMarket's bounds on job terms (constants), for client-side checks."""
+        if not hasattr(self, "_bounds"):
+            self._bounds = {
+                name: int(self.client.call("JobMarket", name)) for name in JOB_BOUND_NAMES
+            }
+        return self._bounds
+
+    def check_terms(self, terms: JobTerms) -> None:
+        """Raise TermsOutOfBounds (one line naming the field) when a term is outside the
+        bounds JobMarket enforces; a provider refuses such a job before staking."""
+        from agents.protocol.bounds import check_job_terms
+
+        check_job_terms(terms, self.job_bounds())
 
     def record_cid(self, job_id: int, round_: int, stage: int) -> str:
         """The RoundRecord CID a stage committed (kept in the event log only, to save gas)."""
@@ -256,10 +308,15 @@ class Protocol:
         """Store the round's seed on-chain so it outlives blockhash's 256-block horizon."""
         self.client.send("JobMarket", "recordAuditSeed", job_id, round_)
 
-    def post_job(self, terms: JobTerms) -> int:
-        """Approve the escrow and post the job; returns its id."""
+    def post_job(self, terms: JobTerms, initial_state_hashes: list[str | bytes]) -> int:
+        """Approve the escrow and post the job with each stage's initial state hash; returns
+        its id."""
         self.approve("JobMarket", terms.escrow)
-        receipt = self.client.send("JobMarket", "postJob", terms.as_tuple())
+        hashes = [
+            Web3.to_bytes(hexstr=h) if isinstance(h, str) else bytes(h)
+            for h in initial_state_hashes
+        ]
+        receipt = self.client.send("JobMarket", "postJob", terms.as_tuple(), hashes)
         events = (
             self.client.contract("JobMarket")
             .events.JobPosted()
@@ -270,9 +327,20 @@ class Protocol:
     def join_stage(self, job_id: int, stage: int) -> None:
         self.client.send("JobMarket", "joinStage", job_id, stage)
 
+    def leave_stage(self, job_id: int) -> None:
+        """Leave the stage held in `job_id` (only while no round is in flight)."""
+        self.client.send("JobMarket", "leaveStage", job_id)
+
     def commit_round(
-        self, job_id: int, round_: int, stage: int, trace_root: str, record_cid: str
+        self,
+        job_id: int,
+        round_: int,
+        stage: int,
+        trace_root: str,
+        final_state_hash: str,
+        record_cid: str,
     ) -> None:
+        """Commit the round: trace root, state hash of the published checkpoint, record."""
         self.client.send(
             "JobMarket",
             "commitRound",
@@ -280,6 +348,7 @@ class Protocol:
             round_,
             stage,
             Web3.to_bytes(hexstr=trace_root),
+            Web3.to_bytes(hexstr=final_state_hash),
             record_cid,
         )
 
@@ -295,12 +364,46 @@ class Protocol:
     def cancel_job(self, job_id: int) -> None:
         self.client.send("JobMarket", "cancelJob", job_id)
 
+    def rewards_owed(self, who: str | None = None) -> int:
+        """Rewards credited to `who` by finalized rounds and not claimed yet."""
+        return int(self.client.call("JobMarket", "rewardsOwed", who or self.client.address))
+
+    def shares_owed(self, job_id: int, who: str | None = None) -> int:
+        """Shares of `job_id` credited to `who` and not claimed (minted) yet."""
+        return int(self.client.call("JobMarket", "sharesOwed", job_id, who or self.client.address))
+
+    def claim_rewards(self) -> int:
+        """Claim every credited reward; returns the amount (0 when nothing was due)."""
+        owed = self.rewards_owed()
+        if owed:
+            self.client.send("JobMarket", "claimRewards")
+        return owed
+
+    def claim_shares(self, job_id: int, to: str | None = None) -> int:
+        """Mint the shares of `job_id` credited to this account; returns how many."""
+        owed = self.shares_owed(job_id)
+        if owed:
+            self.client.send("JobMarket", "claimShares", job_id, to or self.client.address)
+        return owed
+
+    def claim_all(self, job_id: int) -> tuple[int, int]:
+        """Claim this account's rewards and its shares of `job_id`."""
+        return self.claim_rewards(), self.claim_shares(job_id)
+
     # -- disputes --------------------------------------------------------------
     def is_validator(self, who: str | None = None) -> bool:
         return bool(self.client.call("AuditCourt", "isValidator", who or self.client.address))
 
-    def register_validator(self) -> None:
-        self.client.send("AuditCourt", "registerValidator")
+    def register_validator(self, amount: int | None = None) -> None:
+        """Register as a validator, allocating `amount` (default: the registry minimum) of
+        free stake: the committee draw weight."""
+        if amount is None:
+            amount = int(self.client.call("ValidatorRegistry", "minValidatorStake"))
+        self.client.send("ValidatorRegistry", "registerValidator", amount)
+
+    def deregister_validator(self) -> None:
+        """Start exiting the validator set (stake released after the exit delay)."""
+        self.client.send("ValidatorRegistry", "deregisterValidator")
 
     def open_disputes(self, job_id: int, round_: int) -> int:
         return int(self.client.call("AuditCourt", "openDisputes", job_id, round_))
@@ -380,6 +483,20 @@ class Protocol:
 
     def resolve(self, dispute_id: int) -> None:
         self.client.send("AuditCourt", "resolve", dispute_id)
+
+    def prove_fault(
+        self, job_id: int, round_: int, stage: int, kind: int, a: tuple, b: tuple
+    ) -> None:
+        """Prove a structural fault (AuditCourt.FaultKind `kind`) with two (leaf fields tuple,
+        proof) pairs; `b` is ignored by the single-leaf kinds but must be well-formed."""
+        self.client.send("AuditCourt", "proveFault", job_id, round_, stage, kind, a, b)
+
+    def withdraw_credit(self) -> int:
+        """Withdraw court credits; returns the amount (0 when none)."""
+        owed = int(self.client.call("AuditCourt", "credit", self.client.address))
+        if owed:
+            self.client.send("AuditCourt", "withdrawCredit")
+        return owed
 
     # -- shares ----------------------------------------------------------------
     def shares_of(self, model_id: int, who: str | None = None) -> int:

@@ -58,7 +58,7 @@ class TermsInput(BaseModel):
     reward_per_stage_round: Decimal = Field(gt=0, description="TSR per stage per round")
     shares_per_stage_round: int = Field(1000, ge=1, description="model shares per stage-round")
     min_stake: Decimal = Field(gt=0, description="TSR a provider locks per stage")
-    commit_window: int = Field(600, ge=1, description="seconds")
+    commit_window: int = Field(600, ge=10, description="seconds")
     challenge_window: int = Field(60, ge=1, description="seconds")
     owner_share_bps: int = Field(1000, ge=0, lt=BPS, description="basis points")
     validator_pool: Decimal = Field(Decimal(0), ge=0, description="TSR for validators")
@@ -72,6 +72,7 @@ class TermsInput(BaseModel):
             num_stages=spec.num_stages,
             rounds=self.rounds,
             steps_per_round=spec.training.steps_per_round,
+            micro_batches=spec.training.micro_batches,
             reward_per_stage_round=int(self.reward_per_stage_round * WEI),
             shares_per_stage_round=self.shares_per_stage_round,
             min_stake=int(self.min_stake * WEI),

@@ -29,13 +29,17 @@ WEI = 10**18
 
 # Windows short enough for a demo on one machine, long enough for 2 cores.
 FAST_PARAMS: dict[str, Any] = {
-    "unbondingPeriod": 30,
+    # >= a whole dispute: 15 + 2 * (25 + 15) s (checked at deploy).
+    "unbondingPeriod": 120,
+    "validatorExitDelay": 120,
+    "minChallengeWindow": 5,
+    # Two blocks: a keeper that waits for one confirmation still pokes in the anchor block.
+    "randomnessDelay": 2,
     "responseWindow": 15,
     "commitVoteWindow": 25,
     "revealWindow": 15,
     "challengeBond": 5 * WEI,
     "minValidatorStake": 20 * WEI,
-    "nonRevealPenalty": 1 * WEI,
     "committeeSize": 3,
 }
 
@@ -76,12 +80,17 @@ class LocalNet:
         return self.keys[index].address
 
     def fund(self, indices, amount: int = 10_000 * WEI, eth: int = 0) -> None:
-        """Mint TSR (account 0 owns the token's faucet) and optionally send ETH for gas."""
+        """Give TSR from account 0 (the faucet on a dev chain; its initial supply elsewhere,
+        where the faucet is disabled) and optionally send ETH for gas."""
         deployer = self.protocol(0).client
+        faucet = bool(deployer.call("TesseraToken", "faucetEnabled"))
         for i in indices:
             if eth:
                 deployer.transfer_eth(self.address(i), eth)
-            deployer.send("TesseraToken", "mint", self.address(i), amount)
+            if faucet:
+                deployer.send("TesseraToken", "mint", self.address(i), amount)
+            else:
+                deployer.send("TesseraToken", "transfer", self.address(i), amount)
 
     def agent(self, kind: str, index: int, job_id: int, *, resources=None, **kw):
         """A provider or validator AgentRunner actor for participant `index`."""
@@ -382,6 +391,24 @@ def start_job(
     return JobRun(job, posted.spec_cid, owner, providers, validators, list(standbys))
 
 
+def _wait_for_claims(p, job_id: int, deadline: float) -> None:
+    """Wait until every account credited shares of the job (StagePaid providers, the owner)
+    has claimed them: the agents pull their own credits on their next tick."""
+    import time
+
+    paid = {
+        e.args["provider"]
+        for e in p.client.events("JobMarket", "StagePaid", 0)
+        if int(e.args["jobId"]) == job_id
+    }
+    paid.add(p.job_state(job_id).owner)
+    while any(p.shares_owed(job_id, who) for who in paid):
+        p.claim_shares(job_id)  # `p` is the owner's: its own share is pulled here
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"job {job_id}: shares still unclaimed by {sorted(paid)}")
+        time.sleep(0.5)
+
+
 def drive(net: LocalNet, run: JobRun, *, timeout: float, on_tick=None, interval: float = 1.0):
     """Keep the job moving (keeper duties, standbys into vacated stages) until it ends.
 
@@ -400,6 +427,7 @@ def drive(net: LocalNet, run: JobRun, *, timeout: float, on_tick=None, interval:
         state = p.job_state(run.job_id)
         run.owner.tick(run.job_id, net.deployment.block)
         if state.status in (JobStatus.COMPLETED, JobStatus.CANCELLED):
+            _wait_for_claims(p, run.job_id, deadline)
             return state
         vacant = [
             s for s in range(terms.num_stages) if int(p.stage_provider(run.job_id, s), 16) == 0

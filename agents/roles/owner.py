@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from agents.chain.errors import RevertError
 from agents.chain.protocol import JobStatus, Protocol
 from agents.errors import TesseraError
 from agents.lineage import load_document, save_document
@@ -51,15 +52,21 @@ class OwnerAgent:
             )
         spec_cid = save_document(self.store, spec)
         on_chain = terms.to_terms(spec, spec_cid)
-        job_id = self.protocol.post_job(on_chain)
+        job_id = self.protocol.post_job(on_chain, initial_state_hashes(spec, self.store))
         return PostedJob(job_id=job_id, spec_cid=spec_cid, escrow=on_chain.escrow)
 
     def tick(self, job_id: int, from_block: int = 0) -> list[str]:
-        """Seal, finalize and resolve whatever is due for `job_id`."""
+        """Seal, finalize and resolve whatever is due for `job_id`; claim the owner's shares."""
         keeper = self._keepers.setdefault(
             job_id, Keeper(self.protocol, job_id, from_block, record_seeds=True)
         )
-        return keeper.tick()
+        done = keeper.tick()
+        try:
+            if self.protocol.claim_shares(job_id):
+                done.append(f"claimed owner shares of job {job_id}")
+        except RevertError as exc:
+            done.append(f"claim of owner shares failed: {exc}")
+        return done
 
     def cancel(self, job_id: int) -> int:
         """Cancel a job this account owns (open, or between rounds); returns the refund."""
@@ -70,6 +77,14 @@ class OwnerAgent:
     def final_checkpoint(self, job_id: int) -> str:
         """Publish the CheckpointManifest of every stage's last finalized checkpoint."""
         return publish_checkpoint_manifest(self.protocol, self.store, job_id)
+
+
+def initial_state_hashes(spec: JobSpec, store) -> list[str]:
+    """Each stage's state hash at initialization (model built from the spec's seed, zero
+    optimizer state): what round 0 must start from, committed on-chain with the job."""
+    from agents.training.worker import StageWorker
+
+    return [StageWorker(spec, s, store=store).state_hash() for s in range(spec.num_stages)]
 
 
 def finalized_records(protocol: Protocol, store, job_id: int) -> list[tuple[str, RoundRecord]]:

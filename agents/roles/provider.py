@@ -117,6 +117,8 @@ class ProviderAgent:
                 f"job {self.job_id} has {terms.num_stages} stages (0-{terms.num_stages - 1}): "
                 f"stage {self.stage} does not exist"
             )
+        # Refuse a job outside the protocol's bounds before staking (one line naming the field).
+        self.p.check_terms(terms)
         wanted = self.stage
         for _ in range(terms.num_stages + 1):
             providers = self.p.providers(self.job_id, terms.num_stages)
@@ -239,6 +241,11 @@ class ProviderAgent:
         except TesseraError as exc:
             self.stats.notes.append(f"keeper: {exc}")
         self._scan_events()
+        # Rewards and shares are credited at finalization and pulled by their owner.
+        try:
+            self.p.claim_all(self.job_id)
+        except RevertError as exc:
+            log.debug("provider: claim: %s", exc)
         state = self.p.job_state(self.job_id)
         if self.stage is None or self.vacated:
             return
@@ -453,7 +460,11 @@ class ProviderAgent:
         record, root = self._published(round_, record, result)
         record_cid = save_document(self.store, record)
         try:
-            self.p.commit_round(self.job_id, round_, self.stage, root, record_cid)
+            # The committed final state hash is the state the published checkpoint holds, which
+            # an honest trace also ends in (the last leaf's params_after).
+            self.p.commit_round(
+                self.job_id, round_, self.stage, root, result.state_hash, record_cid
+            )
         except RevertError as exc:
             if self.p.commitment(self.job_id, round_, self.stage).exists:
                 return  # committed before a restart: nothing lost, nothing doubled

@@ -123,9 +123,12 @@ class ValidatorAgent:
         self._replayer().warm_up()
         if self.p.is_validator():
             return
-        need = max(self.min_stake, int(self.p.client.call("AuditCourt", "minValidatorStake")))
+        # Committees are drawn by stake and a member must cover what a vote decides, so the
+        # validator allocates at least half of its TSR (never less than the registry minimum).
+        floor = int(self.p.client.call("ValidatorRegistry", "minValidatorStake"))
+        need = max(self.min_stake, floor, (self.p.balance() + self.p.free_stake()) // 2)
         self.p.ensure_stake(need)
-        self.p.register_validator()
+        self.p.register_validator(need)
 
     # -- main loop ---------------------------------------------------------------
     def tick(self) -> None:
@@ -384,8 +387,12 @@ class ValidatorAgent:
     def _committee_work(self) -> None:
         for ev in self._committee_cursor.poll():
             members = [m.lower() for m in ev.args["members"]]
+            # A committee without quorum is redrawn (CommitteeDrawn again): each draw is a
+            # fresh duty, and a member of an earlier draw only is off the hook.
             if self.me.lower() in members:
-                self._duties.setdefault(int(ev.args["disputeId"]), {})
+                self._duties[int(ev.args["disputeId"])] = {}
+            else:
+                self._duties.pop(int(ev.args["disputeId"]), None)
         now = self.p.client.now()
         to_judge = []
         for dispute_id, duty in list(self._duties.items()):

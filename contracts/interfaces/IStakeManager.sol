@@ -2,15 +2,17 @@
 pragma solidity ^0.8.24;
 
 /// @title IStakeManager
-/// @notice Bonded stake of providers and validators; locks and slashes come only from the
-///         protocol's own contracts (JobMarket, AuditCourt).
+/// @notice Bonded stake of providers and validators. The protocol's contracts do not lock an
+///         account's stake as one number: each takes an ALLOCATION of it under an id of its own
+///         (JobMarket: one per job; ValidatorRegistry: one per registration), EigenLayer-style.
+///         An allocation can only be slashed by the contract that made it, and never by more
+///         than it holds, so a fault in one job can never reach the collateral of another.
 interface IStakeManager {
     /// @notice `amount` is below the minimum accepted (zero).
     error ZeroAmount();
-    /// @notice `account` asked for `needed` free (unlocked, bonded) stake but has only `available`.
+    /// @notice `account` asked for `needed` free (unallocated, bonded) stake but has only
+    ///         `available`.
     error InsufficientFreeStake(address account, uint256 available, uint256 needed);
-    /// @notice An unlock of `needed` exceeds the `locked` total of `account`.
-    error UnlockExceedsLocked(address account, uint256 locked, uint256 needed);
     /// @notice `account` has nothing unbonding.
     error NothingUnbonding(address account);
     /// @notice Unbonding funds of `account` are released only at `releaseTime` (now `nowTime`).
@@ -22,13 +24,22 @@ interface IStakeManager {
     event UnstakeRequested(address indexed account, uint256 amount, uint64 releaseTime);
     /// @notice `account` withdrew `amount` of unbonded tokens.
     event Withdrawn(address indexed account, uint256 amount);
-    /// @notice `locker` locked `amount` of the stake of `account`.
-    event StakeLocked(address indexed account, address indexed locker, uint256 amount);
-    /// @notice `locker` released `amount` of the stake of `account`.
-    event StakeUnlocked(address indexed account, address indexed locker, uint256 amount);
-    /// @notice `amount` of the stake of `account` went to `beneficiary` by order of `slasher`.
+    /// @notice `allocator` allocated `amount` of the stake of `account` under `id`.
+    event Allocated(
+        address indexed account, address indexed allocator, bytes32 indexed id, uint256 amount
+    );
+    /// @notice `allocator` released the allocation `id` (`amount` left in it) of `account`.
+    event Released(
+        address indexed account, address indexed allocator, bytes32 indexed id, uint256 amount
+    );
+    /// @notice `amount` of allocation `id` of `account` went to `beneficiary` by order of
+    ///         `allocator`.
     event Slashed(
-        address indexed account, address indexed beneficiary, address indexed slasher, uint256 amount
+        address indexed account,
+        address indexed allocator,
+        bytes32 indexed id,
+        address beneficiary,
+        uint256 amount
     );
 
     /// @notice Bonds `amount` tokens (pulled with transferFrom) to the caller's stake.
@@ -36,50 +47,54 @@ interface IStakeManager {
     function stake(uint256 amount) external;
 
     /// @notice Starts unbonding `amount` of the caller's free stake; restarts the unbonding clock.
-    /// @param amount Free (unlocked) stake to unbond, > 0.
+    /// @param amount Free (unallocated) stake to unbond, > 0.
     function requestUnstake(uint256 amount) external;
 
-    /// @notice Pays the caller's whole unbonding amount once its release time has passed.
+    /// @notice Withdraws everything unbonding once its release time has passed.
     function withdraw() external;
 
-    /// @notice Locks `amount` of `account`'s free stake (protocol contracts only).
-    /// @param account Staker whose stake is locked.
-    /// @param amount Amount to lock; must not exceed the free stake.
-    function lock(address account, uint256 amount) external;
+    /// @notice Protocol only: adds `amount` of `account`'s free stake to the caller's
+    ///         allocation `id`.
+    /// @param account Staker.
+    /// @param id Allocation id, in the caller's own namespace.
+    /// @param amount Stake to allocate (must be free).
+    function allocate(address account, bytes32 id, uint256 amount) external;
 
-    /// @notice Releases a lock of `amount` previously taken on `account` (protocol contracts only).
-    /// @param account Staker whose stake is released.
-    /// @param amount Amount to release.
-    function unlock(address account, uint256 amount) external;
+    /// @notice Protocol only: releases the caller's whole allocation `id` of `account`.
+    /// @param account Staker.
+    /// @param id Allocation id.
+    /// @return amount What the allocation held.
+    function release(address account, bytes32 id) external returns (uint256 amount);
 
-    /// @notice Takes up to `amount` from `account`'s stake (bonded first, then unbonding) and
-    ///         transfers it to `beneficiary` (protocol contracts only).
-    /// @param account Staker to slash.
-    /// @param amount Amount wanted; the slash is capped by what the account holds.
-    /// @param beneficiary Receiver of the slashed tokens.
-    /// @return slashed The amount actually taken.
-    function slash(address account, uint256 amount, address beneficiary)
+    /// @notice Protocol only: takes min(`amount`, allocation) from the caller's allocation `id`
+    ///         of `account` and sends it to `beneficiary`.
+    /// @param account Staker.
+    /// @param id Allocation id.
+    /// @param amount Tokens to take at most.
+    /// @param beneficiary Receiver.
+    /// @return slashed Tokens taken.
+    function slashAllocation(address account, bytes32 id, uint256 amount, address beneficiary)
         external
         returns (uint256 slashed);
 
-    /// @notice Bonded stake of `account` (locked or not; unbonding excluded).
-    /// @param account Staker.
-    /// @return Bonded amount.
+    /// @notice Bonded stake of `account` (allocated or not; not unbonding).
     function stakeOf(address account) external view returns (uint256);
 
-    /// @notice Sum of the locks held on `account`'s stake (may exceed its stake after a slash).
-    /// @param account Staker.
-    /// @return Locked amount.
+    /// @notice Sum of the allocations of `account`.
     function lockedOf(address account) external view returns (uint256);
 
-    /// @notice Bonded stake of `account` that no lock covers.
-    /// @param account Staker.
-    /// @return Free amount.
+    /// @notice Bonded stake of `account` not allocated.
     function freeStakeOf(address account) external view returns (uint256);
 
+    /// @notice The allocation `id` that `allocator` holds of `account`.
+    function allocationOf(address account, address allocator, bytes32 id)
+        external
+        view
+        returns (uint256);
+
     /// @notice Unbonding amount of `account` and when it can be withdrawn.
-    /// @param account Staker.
-    /// @return amount Tokens unbonding.
-    /// @return releaseTime Timestamp from which `withdraw` pays.
     function unbondingOf(address account) external view returns (uint256 amount, uint64 releaseTime);
+
+    /// @notice Seconds between `requestUnstake` and the earliest `withdraw`.
+    function unbondingPeriod() external view returns (uint64);
 }

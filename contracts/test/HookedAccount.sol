@@ -12,7 +12,8 @@ contract HookedAccount is IERC1155Receiver {
     enum Mode {
         Accept,
         Revert,
-        Reenter
+        Reenter,
+        BurnGas
     }
 
     /// @notice The hook refused the tokens on purpose.
@@ -100,6 +101,13 @@ contract HookedAccount is IERC1155Receiver {
 
     function _hook() private {
         if (mode == Mode.Revert) revert HookRefused();
+        if (mode == Mode.BurnGas) {
+            // Burns every unit of gas it is given (the H-1 attacker).
+            uint256 sink = 0;
+            while (gasleft() > 0) {
+                ++sink;
+            }
+        }
         if (mode == Mode.Reenter) {
             // solhint-disable-next-line avoid-low-level-calls
             (bool ok, bytes memory data) = reenterTarget.call(reenterData);

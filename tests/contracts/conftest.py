@@ -36,7 +36,7 @@ def owner(accounts):
 
 @pytest.fixture(scope="module")
 def token(TesseraToken, owner):
-    return TesseraToken.deploy(owner, {"from": owner})
+    return TesseraToken.deploy(owner, 0, {"from": owner})
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,15 @@ def deploy_module():
 
 @pytest.fixture(scope="module")
 def protocol(
-    deploy_module, accounts, TesseraToken, StakeManager, ModelShares, JobMarket, AuditCourt
+    deploy_module,
+    accounts,
+    TesseraToken,
+    StakeManager,
+    ModelShares,
+    JobMarket,
+    AuditCourt,
+    ValidatorRegistry,
+    PrevrandaoRandomness,
 ):
     """All contracts deployed and wired, with test windows; `p.deployer` is accounts[0]."""
     deployer = accounts[0]
@@ -60,6 +68,8 @@ def protocol(
         shares=ModelShares.at(addr["ModelShares"]),
         market=JobMarket.at(addr["JobMarket"]),
         court=AuditCourt.at(addr["AuditCourt"]),
+        registry=ValidatorRegistry.at(addr["ValidatorRegistry"]),
+        randomness=PrevrandaoRandomness.at(addr["PrevrandaoRandomness"]),
         params=record["params"],
     )
 
@@ -102,12 +112,12 @@ def job_defaults():
 
 @pytest.fixture
 def sealed(funded, providers, validators, job_owner, chain):
-    """Job with 2 stages, round 0 committed and sealed, 4 validators registered before."""
+    """Job with 2 stages, round 0 committed and sealed (seed recorded), 4 validators of 100 TSR
+    registered before."""
     p = funded
     for v in validators:
-        p.court.registerValidator({"from": v})
+        p.registry.registerValidator(100 * 10**18, {"from": v})
     job = post_job(p, job_owner)
     fill(p, job, providers[:2])
     trees = commit_all(p, job, 0, providers[:2])
-    chain.mine(2)
     return job, trees

@@ -10,16 +10,22 @@ E18 = 10**18
 #: Deploy parameters for tests: windows of tens of seconds, small bonds.
 TEST_PARAMS = {
     "unbondingPeriod": 1_000,
+    "initialSupply": 0,
+    "randomnessDelay": 1,
     "livenessPenaltyBps": 1_000,
+    "minChallengeWindow": 20,
+    "validatorExitDelay": 500,
     "challengeBond": 100 * E18,
     "responseWindow": 50,
     "commitVoteWindow": 50,
     "revealWindow": 50,
     "providerSlashBps": 5_000,
     "winnerRewardBps": 5_000,
-    "nonRevealPenalty": 10 * E18,
     "minValidatorStake": 100 * E18,
     "committeeSize": 3,
+    # Contract tests mint shares directly and probe roles: keep the deployer's admin (dev
+    # chains only; test_deploy checks the default, renounced, and the timelock).
+    "admin": "keep",
 }
 
 JOB_DEFAULTS = {
@@ -27,6 +33,7 @@ JOB_DEFAULTS = {
     "numStages": 2,
     "rounds": 2,
     "stepsPerRound": 4,
+    "microBatches": 2,
     "rewardPerStageRound": 10 * E18,
     "sharesPerStageRound": 100,
     "minStake": 200 * E18,
@@ -59,9 +66,16 @@ def fund(p, account, amount: int) -> None:
         p.token.approve(spender, 2**256 - 1, {"from": account})
 
 
-def post_job(p, owner, **overrides) -> int:
+def initial_hashes(num_stages: int, tag: str = "init") -> list[bytes]:
+    """Distinct non-zero initial state hashes, one per stage."""
+    return [keccak(text=f"{tag}/{s}") for s in range(num_stages)]
+
+
+def post_job(p, owner, initial=None, **overrides) -> int:
     """Post a job with JOB_DEFAULTS overridden; return its id."""
-    tx = p.market.postJob(job_tuple(**overrides), {"from": owner})
+    n = {**JOB_DEFAULTS, **overrides}["numStages"]
+    hashes = initial if initial is not None else initial_hashes(n)
+    tx = p.market.postJob(job_tuple(**overrides), hashes, {"from": owner})
     return tx.return_value
 
 
@@ -123,14 +137,90 @@ def vote_hash(dispute_id: int, voter: str, guilty: bool, salt: bytes) -> bytes:
     )
 
 
-def commit_all(p, job_id: int, rnd: int, providers, tag: str = "t") -> list[Tree]:
-    """Stage i's provider commits a fresh tree for round `rnd`; return the trees."""
+def final_hash(tag: str) -> bytes:
+    """A non-zero final state hash derived from `tag`."""
+    return keccak(text=f"final/{tag}")
+
+
+def commit_all(p, job_id: int, rnd: int, providers, tag: str = "t", seed: bool = True):
+    """Stage i's provider commits a fresh tree for round `rnd`; return the trees. With
+    `seed`, the audit seed is recorded right after the sealing commit (in its anchor block)."""
     trees = []
     for s, a in enumerate(providers):
         tree = make_tree(f"{tag}/{job_id}/{rnd}/{s}")
-        p.market.commitRound(job_id, rnd, s, tree.root, f"bafyrecord{rnd}{s}", {"from": a})
+        p.market.commitRound(
+            job_id, rnd, s, tree.root, final_hash(f"{tag}/{s}"), f"bafyrecord{rnd}{s}", {"from": a}
+        )
         trees.append(tree)
+    if seed and p.market.roundInfo(job_id, rnd)[3] != 0:
+        record_seed(p, job_id, rnd)
     return trees
+
+
+def record_seed(p, job_id: int, rnd: int, sender=None) -> bytes:
+    """Record the round's audit seed, mining up to its anchor block first."""
+    from brownie import chain
+
+    for _ in range(3):  # a missed anchor re-anchors once; then it is reached
+        if int(p.market.seedAnchor(job_id, rnd)) == 0:
+            raise AssertionError(f"round {rnd} of job {job_id} is not sealed")
+        try:
+            return p.market.auditSeed(job_id, rnd)
+        except Exception:
+            pass
+        anchor = p.market.seedAnchor(job_id, rnd)
+        while chain.height + 1 < anchor:
+            chain.mine()
+        p.market.recordAuditSeed(job_id, rnd, {"from": sender or p.deployer})
+    return p.market.auditSeed(job_id, rnd)
+
+
+# ---------------------------------------------------------------------------------- leaves v2
+
+LEAF_FIELDS = (
+    "step",
+    "microBatch",
+    "paramsBefore",
+    "input",
+    "output",
+    "gradIn",
+    "gradOut",
+    "paramsAfter",
+    "dataRef",
+    "inputAttestation",
+    "gradInAttestation",
+)
+_LEAF_TYPES = ["uint256", "uint256"] + ["bytes32"] * 9
+
+
+def leaf(step: int, micro: int, tag: str = "x", **fields) -> tuple:
+    """A v2 trace leaf tuple; unspecified hashes derive from `tag`, step and micro-batch.
+    paramsBefore / paramsAfter default to a chain: state(step) -> state(step + 1)."""
+    values = {
+        "step": step,
+        "microBatch": micro,
+        "paramsBefore": keccak(text=f"{tag}/state/{step}"),
+        "paramsAfter": keccak(text=f"{tag}/state/{step + 1}"),
+    }
+    for f in LEAF_FIELDS[2:]:
+        values.setdefault(f, keccak(text=f"{tag}/{f}/{step}/{micro}"))
+    values.update(fields)
+    return tuple(values[f] for f in LEAF_FIELDS)
+
+
+def leaf_hash_v2(lf: tuple) -> bytes:
+    """keccak256(abi.encode(step, microBatch, paramsBefore, ..., gradInAttestation))."""
+    return keccak(encode(_LEAF_TYPES, list(lf)))
+
+
+def honest_leaves(steps: int, micro: int, tag: str = "x") -> list[tuple]:
+    """Leaves of an honest trace: index = step * micro + microBatch, states chained."""
+    return [leaf(s, m, tag) for s in range(steps) for m in range(micro)]
+
+
+def leaf_tree(leaves: list[tuple]) -> Tree:
+    """The Merkle tree of v2 leaves."""
+    return Tree([leaf_hash_v2(lf) for lf in leaves])
 
 
 def reveal_errors(exc) -> str:

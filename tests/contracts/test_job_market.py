@@ -21,10 +21,12 @@ from contract_helpers import (
     budget,
     commit_all,
     fill,
-    fund,
+    final_hash,
+    initial_hashes,
     job_tuple,
     make_tree,
     post_job,
+    record_seed,
 )
 
 
@@ -47,18 +49,34 @@ def _sleep(chain, seconds):
         ("challengeWindow", 0),
         ("auditLeaves", 0),
         ("ownerShareBps", 10_000),
+        ("microBatches", 0),
+        ("rounds", 10_001),
+        ("commitWindow", 2**64 - 1),
+        ("challengeWindow", 2**64 - 1),
+        ("challengeWindow", 19),
+        ("sharesPerStageRound", 2**255),
+        ("auditLeaves", 9),
     ],
 )
 def test_post_job_rejects_bad_parameter(funded, job_owner, field, value):
     with brownie.reverts():
-        funded.market.postJob(job_tuple(**{field: value}), {"from": job_owner})
+        funded.market.postJob(job_tuple(**{field: value}), initial_hashes(2), {"from": job_owner})
+
+
+def test_post_job_needs_one_nonzero_initial_hash_per_stage(funded, job_owner):
+    p = funded
+    for hashes in ([], initial_hashes(3), [initial_hashes(1)[0], b"\x00" * 32]):
+        with brownie.reverts():
+            p.market.postJob(job_tuple(), hashes, {"from": job_owner})
+    job = post_job(p, job_owner)
+    assert p.market.initialStateHash(job, 1) == "0x" + initial_hashes(2)[1].hex()
 
 
 def test_post_job_escrows_budget_and_emits(funded, job_owner):
     p = funded
     before = p.token.balanceOf(job_owner)
     assert p.market.nextJobId() == 1
-    tx = p.market.postJob(job_tuple(), {"from": job_owner})
+    tx = p.market.postJob(job_tuple(), initial_hashes(2), {"from": job_owner})
     assert tx.return_value == 1
     assert tx.events["JobPosted"]["owner"] == job_owner
     assert tx.events["JobPosted"]["specCID"] == JOB_DEFAULTS["specCID"]
@@ -71,9 +89,11 @@ def test_post_job_escrows_budget_and_emits(funded, job_owner):
 
 def test_post_job_needs_court(JobMarket, funded, job_owner):
     p = funded
-    bare = JobMarket.deploy(p.token, p.stakes, p.shares, 1000, p.deployer, {"from": p.deployer})
+    bare = JobMarket.deploy(
+        p.token, p.stakes, p.shares, p.randomness, 1000, 20, p.deployer, {"from": p.deployer}
+    )
     with brownie.reverts():
-        bare.postJob(job_tuple(), {"from": job_owner})
+        bare.postJob(job_tuple(), initial_hashes(2), {"from": job_owner})
     with brownie.reverts():
         bare.setCourt(p.court, {"from": job_owner})
     bare.setCourt(p.court, {"from": p.deployer})
@@ -135,31 +155,40 @@ def test_commit_checks(funded, running, providers, chain):
     p, job = funded, running
     root = make_tree("x").root
     with brownie.reverts():  # someone else's stage
-        p.market.commitRound(job, 0, 1, root, "cid", {"from": providers[0]})
+        p.market.commitRound(job, 0, 1, root, final_hash("f"), "cid", {"from": providers[0]})
     with brownie.reverts():  # not the current round
-        p.market.commitRound(job, 1, 0, root, "cid", {"from": providers[0]})
+        p.market.commitRound(job, 1, 0, root, final_hash("f"), "cid", {"from": providers[0]})
     with brownie.reverts():  # empty root
-        p.market.commitRound(job, 0, 0, b"\x00" * 32, "cid", {"from": providers[0]})
+        p.market.commitRound(
+            job, 0, 0, b"\x00" * 32, final_hash("f"), "cid", {"from": providers[0]}
+        )
     with brownie.reverts():  # empty CID
-        p.market.commitRound(job, 0, 0, root, "", {"from": providers[0]})
-    tx = p.market.commitRound(job, 0, 0, root, "cid0", {"from": providers[0]})
+        p.market.commitRound(job, 0, 0, root, final_hash("f"), "", {"from": providers[0]})
+    tx = p.market.commitRound(job, 0, 0, root, final_hash("f"), "cid0", {"from": providers[0]})
     ev = tx.events["RoundCommitted"]
     assert ev["traceRoot"] == "0x" + root.hex() and ev["recordCID"] == "cid0"
     assert ev["provider"] == providers[0]
+    assert ev["finalStateHash"] == "0x" + final_hash("f").hex()
     c = p.market.commitment(job, 0, 0)
-    assert c[0] == "0x" + root.hex() and c[1] == providers[0] and c[2] == tx.timestamp
-    assert not c[3]
+    assert c[0] == "0x" + root.hex() and c[1] == "0x" + final_hash("f").hex()
+    assert c[2] == providers[0] and not c[3]
+    with brownie.reverts():  # empty final state hash
+        p.market.commitRound(job, 0, 1, root, b"\x00" * 32, "cid", {"from": providers[1]})
     with brownie.reverts():  # twice
-        p.market.commitRound(job, 0, 0, root, "cid0", {"from": providers[0]})
+        p.market.commitRound(job, 0, 0, root, final_hash("f"), "cid0", {"from": providers[0]})
     _sleep(chain, 101)
     with brownie.reverts():  # after the deadline
-        p.market.commitRound(job, 0, 1, root, "cid1", {"from": providers[1]})
+        p.market.commitRound(job, 0, 1, root, final_hash("f"), "cid1", {"from": providers[1]})
 
 
 def test_last_commit_seals_round(funded, running, providers):
     p, job = funded, running
-    p.market.commitRound(job, 0, 0, make_tree("a").root, "c", {"from": providers[0]})
-    tx = p.market.commitRound(job, 0, 1, make_tree("b").root, "c", {"from": providers[1]})
+    p.market.commitRound(
+        job, 0, 0, make_tree("a").root, final_hash("f"), "c", {"from": providers[0]}
+    )
+    tx = p.market.commitRound(
+        job, 0, 1, make_tree("b").root, final_hash("f"), "c", {"from": providers[1]}
+    )
     assert tx.events["RoundSealed"]["sealBlock"] == tx.block_number
     info = p.market.roundInfo(job, 0)
     assert info[2] == tx.timestamp and info[3] == tx.block_number
@@ -174,54 +203,61 @@ def test_seal_before_deadline_reverts(funded, running, providers):
 
 def test_seal_slashes_and_vacates_absent_stage(funded, running, providers, job_owner, chain):
     p, job = funded, running
-    p.market.commitRound(job, 0, 0, make_tree("a").root, "c", {"from": providers[0]})
+    p.market.commitRound(
+        job, 0, 0, make_tree("a").root, final_hash("f"), "c", {"from": providers[0]}
+    )
     _sleep(chain, 101)
     owner_before = p.token.balanceOf(job_owner)
+    pool_before = p.market.validatorPoolLeft(job)
     stake_before = p.stakes.stakeOf(providers[1])
     tx = p.market.sealRound(job, 0, {"from": providers[2]})
     penalty = JOB_DEFAULTS["minStake"] // 10
     assert tx.events["StageVacated"]["provider"] == providers[1]
     assert tx.events["LivenessSlashed"]["penalty"] == penalty
     assert p.stakes.stakeOf(providers[1]) == stake_before - penalty
-    assert p.token.balanceOf(job_owner) == owner_before + penalty
+    # Low: the penalty feeds the job's validator pool, never the owner (who sets the window).
+    assert p.token.balanceOf(job_owner) == owner_before
+    assert p.market.validatorPoolLeft(job) == pool_before + penalty
     assert p.stakes.lockedOf(providers[1]) == 0
     assert p.market.stageProvider(job, 1) == brownie.ZERO_ADDRESS
     assert p.market.filledStages(job) == 1
 
 
 def test_audit_seed_lifecycle(funded, running, providers, chain, web3):
+    """The seed is prevrandao read IN the anchor block (seal + delay): before it a poke does
+    nothing, in it the seed is stored, after it an unrecorded seed re-anchors."""
     p, job = funded, running
     with brownie.reverts():  # not sealed
         p.market.auditSeed(job, 0)
-    commit_all(p, job, 0, providers[:2])
+    commit_all(p, job, 0, providers[:2], seed=False)
     seal_block = p.market.roundInfo(job, 0)[3]
-    chain.mine()
-    with brownie.reverts():  # only the anchor block itself is mined: its hash is not usable yet
-        p.market.auditSeed(job, 0)
-    chain.mine()
-    from eth_abi import encode
-    from eth_utils import keccak
-
-    anchor_hash = web3.eth.get_block(seal_block + 1)["hash"]
-    expected = keccak(encode(["bytes32", "uint256", "uint32"], [anchor_hash, job, 0]))
-    assert p.market.auditSeed(job, 0) == "0x" + expected.hex()
-    tx = p.market.recordAuditSeed(job, 0, {"from": providers[2]})
-    assert tx.events["AuditSeedRecorded"]["seed"] == "0x" + expected.hex()
-    chain.mine(300)
-    assert p.market.auditSeed(job, 0) == "0x" + expected.hex()  # stored: outlives blockhash
-
-
-def test_audit_seed_expires_and_reanchors(funded, running, providers, chain):
-    p, job = funded, running
-    commit_all(p, job, 0, providers[:2])
-    chain.mine(300)
+    anchor = p.market.seedAnchor(job, 0)
+    assert anchor == seal_block + p.randomness.delay()
     with brownie.reverts():
         p.market.auditSeed(job, 0)
     tx = p.market.recordAuditSeed(job, 0, {"from": providers[2]})
+    assert tx.block_number == anchor
+    from eth_abi import encode
+    from eth_utils import keccak
+
+    mix = web3.eth.get_block(anchor)["mixHash"]
+    mix = mix if int.from_bytes(mix) else keccak(encode(["uint64"], [anchor]))
+    expected = keccak(encode(["bytes32", "uint256", "uint32"], [mix, job, 0]))
+    assert tx.events["AuditSeedRecorded"]["seed"] == "0x" + expected.hex()
+    chain.mine(300)
+    assert p.market.auditSeed(job, 0) == "0x" + expected.hex()  # stored: outlives any window
+
+
+def test_audit_seed_missed_anchor_reanchors(funded, running, providers, chain):
+    p, job = funded, running
+    commit_all(p, job, 0, providers[:2], seed=False)
+    chain.mine(5)
+    tx = p.market.recordAuditSeed(job, 0, {"from": providers[2]})
     assert tx.return_value == "0x" + "00" * 32
-    assert tx.events["AuditSeedReanchored"]["anchorBlock"] == tx.block_number
-    chain.mine(2)
-    assert p.market.auditSeed(job, 0) != "0x" + "00" * 32
+    new_anchor = tx.events["AuditSeedReanchored"]["anchorBlock"]
+    assert new_anchor == tx.block_number + p.randomness.delay()
+    assert p.market.seedAnchor(job, 0) == new_anchor
+    assert record_seed(p, job, 0) != "0x" + "00" * 32
 
 
 def test_finalize_checks_and_payout(funded, running, providers, job_owner, chain):
@@ -232,17 +268,25 @@ def test_finalize_checks_and_payout(funded, running, providers, job_owner, chain
     with brownie.reverts():  # challenge window open
         p.market.finalizeRound(job, 0, {"from": job_owner})
     _sleep(chain, 101)
-    bal = [p.token.balanceOf(a) for a in providers[:2]]
     tx = p.market.finalizeRound(job, 0, {"from": providers[2]})
     paid = tx.events["StagePaid"]
     assert len(paid) == 2 and paid[0]["reward"] == 10 * E18 and paid[0]["shares"] == 100
     assert tx.events["RoundFinalized"]["round"] == 0
     assert tx.events["OwnerSharesMinted"]["shares"] == 50
     assert tx.events["RoundStarted"]["round"] == 1
-    for a, b in zip(providers[:2], bal, strict=True):
-        assert p.token.balanceOf(a) == b + 10 * E18
+    # Credited, not pushed: each party pulls its own.
+    for a in providers[:2]:
+        assert p.market.rewardsOwed(a) == 10 * E18
+        assert p.market.sharesOwed(job, a) == 100
+        bal = p.token.balanceOf(a)
+        assert p.market.claimRewards({"from": a}).return_value == 10 * E18
+        assert p.token.balanceOf(a) == bal + 10 * E18
+        p.market.claimShares(job, a, {"from": a})
         assert p.shares.balanceOf(a, job) == 100
-    assert p.shares.balanceOf(job_owner, job) == 50
+        with brownie.reverts():
+            p.market.claimRewards({"from": a})
+    assert p.market.sharesOwed(job, job_owner) == 50
+    assert p.market.totalRewardsOwed() == 0
     assert p.market.lastFinalizedRound(job, 0) == 0
     assert p.market.jobState(job)[4] == budget() - 20 * E18
     with brownie.reverts():  # not the current round any more
@@ -251,7 +295,9 @@ def test_finalize_checks_and_payout(funded, running, providers, job_owner, chain
 
 def test_vacated_stage_rejoined_resumes(funded, running, providers, job_owner, chain):
     p, job = funded, running
-    p.market.commitRound(job, 0, 0, make_tree("a").root, "c", {"from": providers[0]})
+    p.market.commitRound(
+        job, 0, 0, make_tree("a").root, final_hash("f"), "c", {"from": providers[0]}
+    )
     _sleep(chain, 101)
     p.market.sealRound(job, 0, {"from": job_owner})
     _sleep(chain, 101)
@@ -261,7 +307,9 @@ def test_vacated_stage_rejoined_resumes(funded, running, providers, job_owner, c
     assert p.market.jobState(job)[2] == 1 and p.market.jobState(job)[3] == 0
     assert p.market.lastFinalizedRound(job, 1) == -1
     with brownie.reverts():  # round 1 waits for the stage
-        p.market.commitRound(job, 1, 0, make_tree("b").root, "c", {"from": providers[0]})
+        p.market.commitRound(
+            job, 1, 0, make_tree("b").root, final_hash("f"), "c", {"from": providers[0]}
+        )
     with brownie.reverts():  # a provider of stage 0 cannot take stage 1 too
         p.market.joinStage(job, 1, {"from": providers[0]})
     tx = p.market.joinStage(job, 1, {"from": providers[2]})
@@ -271,8 +319,9 @@ def test_vacated_stage_rejoined_resumes(funded, running, providers, job_owner, c
     tx = p.market.finalizeRound(job, 1, {"from": job_owner})
     assert tx.events["JobCompleted"]["jobId"] == job
     assert p.market.lastFinalizedRound(job, 1) == 1
-    # Unspent: stage 1's round-0 reward (10) + the validator pool (50).
-    assert tx.events["EscrowRefunded"]["refund"] == 60 * E18
+    # Unspent: stage 1's round-0 reward (10) + the validator pool (50) + the liveness
+    # penalty that fed the pool (20).
+    assert tx.events["EscrowRefunded"]["refund"] == 80 * E18
     for a in (providers[0], providers[2]):
         assert p.stakes.lockedOf(a) == 0
     assert p.market.jobState(job)[0] == 2
@@ -303,35 +352,17 @@ def test_cancel_running_job_with_round_in_flight_reverts(funded, running, job_ow
 
 def test_slash_commitment_only_court(funded, running, providers):
     with brownie.reverts():
-        funded.market.slashCommitment(running, 0, 0, {"from": providers[0]})
+        funded.market.slashCommitment(running, 0, 0, 10_000, {"from": providers[0]})
 
 
-def test_reverting_receiver_gets_shares_parked_not_a_blocked_round(
-    funded, HookedAccount, accounts, job_owner, chain
-):
-    """A provider contract whose ERC-1155 hook reverts cannot block finalizeRound."""
+def test_leave_stage_of_open_job_releases_the_allocation(funded, providers, job_owner):
     p = funded
     job = post_job(p, job_owner)
-    hooked = HookedAccount.deploy({"from": accounts[14]})
-    fund(p, accounts[14], 1_000 * E18)
-    p.token.transfer(hooked, 500 * E18, {"from": accounts[14]})
-    run = lambda target, data: hooked.execute(target, data, {"from": accounts[14]})  # noqa: E731
-    run(p.token, p.token.approve.encode_input(p.stakes, 2**256 - 1))
-    run(p.stakes, p.stakes.stake.encode_input(500 * E18))
-    hooked.setMode(1, brownie.ZERO_ADDRESS, b"", {"from": accounts[14]})  # Revert
-    run(p.market, p.market.joinStage.encode_input(job, 0))
-    fund(p, accounts[16], 1_000 * E18)
-    p.stakes.stake(500 * E18, {"from": accounts[16]})
-    p.market.joinStage(job, 1, {"from": accounts[16]})
-    run(p.market, p.market.commitRound.encode_input(job, 0, 0, make_tree("h").root, "c"))
-    p.market.commitRound(job, 0, 1, make_tree("i").root, "c", {"from": accounts[16]})
-    _sleep(chain, 101)
-    tx = p.market.finalizeRound(job, 0, {"from": job_owner})
-    assert tx.events["SharesParked"]["account"] == hooked
-    assert p.market.parkedShares(job, hooked) == 100
-    assert p.shares.balanceOf(accounts[16], job) == 100
-    with brownie.reverts():
-        p.market.claimParkedShares(job, accounts[14], {"from": accounts[16]})
-    run(p.market, p.market.claimParkedShares.encode_input(job, accounts[14]))
-    assert p.shares.balanceOf(accounts[14], job) == 100
-    assert p.market.parkedShares(job, hooked) == 0
+    p.market.joinStage(job, 0, {"from": providers[0]})
+    with brownie.reverts():  # holds nothing
+        p.market.leaveStage(job, {"from": providers[1]})
+    tx = p.market.leaveStage(job, {"from": providers[0]})
+    assert tx.events["StageVacated"]["provider"] == providers[0]
+    assert p.stakes.lockedOf(providers[0]) == 0
+    assert p.market.filledStages(job) == 0
+    p.market.joinStage(job, 0, {"from": providers[0]})  # it may come back

@@ -4,8 +4,9 @@ stake: zero -> ZeroAmount; no allowance -> reverts; ok -> balance moves, Staked.
 requestUnstake: zero -> ZeroAmount; above free stake (locked) -> InsufficientFreeStake;
   ok -> UnstakeRequested, releaseTime = now + period, a second request restarts the clock.
 withdraw: nothing unbonding -> NothingUnbonding; early -> StillUnbonding; ok -> paid, Withdrawn.
-lock/unlock/slash: non-protocol caller -> AccessControl error; lock above free -> revert;
-  unlock above locked -> UnlockExceedsLocked; slash takes bonded then unbonding, capped, Slashed.
+allocate/release/slashAllocation: non-protocol caller -> AccessControl error; allocate above
+  free -> revert; release frees the whole allocation; a slash takes from one allocation only,
+  capped at what it holds; allocations are namespaced by allocator.
 """
 
 import brownie
@@ -98,16 +99,21 @@ def test_withdraw_early_reverts_then_pays(funded, staker, chain):
     assert tuple(p.stakes.unbondingOf(staker)) == (0, 0)
 
 
-@pytest.mark.parametrize("fn", ["lock", "unlock"])
-def test_lock_unlock_need_protocol_role(funded, staker, fn):
-    with brownie.reverts():
-        getattr(funded.stakes, fn)(staker, 1, {"from": staker})
+ID_A = b"\x0a".rjust(32, b"\x00")
+ID_B = b"\x0b".rjust(32, b"\x00")
 
 
-def test_slash_needs_protocol_role(funded, staker, accounts):
+@pytest.mark.parametrize("fn", ["allocate", "slashAllocation"])
+def test_allocation_calls_need_protocol_role(funded, staker, fn, accounts):
     funded.stakes.stake(100, {"from": staker})
+    args = (staker, ID_A, 1) if fn == "allocate" else (staker, ID_A, 1, accounts[11])
     with brownie.reverts():
-        funded.stakes.slash(staker, 1, accounts[11], {"from": funded.deployer})
+        getattr(funded.stakes, fn)(*args, {"from": staker})
+
+
+def test_release_needs_protocol_role(funded, staker):
+    with brownie.reverts():
+        funded.stakes.release(staker, ID_A, {"from": staker})
 
 
 @pytest.fixture
@@ -118,44 +124,57 @@ def protocol_caller(funded, accounts):
     return accounts[12]
 
 
-def test_lock_above_free_reverts_and_unlock_above_locked_reverts(funded, staker, protocol_caller):
+def test_allocate_above_free_reverts_and_release_frees_all(funded, staker, protocol_caller):
     p = funded
     p.stakes.stake(100, {"from": staker})
     with brownie.reverts():
-        p.stakes.lock(staker, 101, {"from": protocol_caller})
-    tx = p.stakes.lock(staker, 60, {"from": protocol_caller})
-    assert tx.events["StakeLocked"]["amount"] == 60
+        p.stakes.allocate(staker, ID_A, 101, {"from": protocol_caller})
+    tx = p.stakes.allocate(staker, ID_A, 60, {"from": protocol_caller})
+    assert tx.events["Allocated"]["amount"] == 60
     assert p.stakes.lockedOf(staker) == 60
+    assert p.stakes.allocationOf(staker, protocol_caller, ID_A) == 60
     with brownie.reverts():
-        p.stakes.unlock(staker, 61, {"from": protocol_caller})
-    tx = p.stakes.unlock(staker, 60, {"from": protocol_caller})
-    assert tx.events["StakeUnlocked"]["amount"] == 60
+        p.stakes.allocate(staker, ID_B, 41, {"from": protocol_caller})
+    tx = p.stakes.release(staker, ID_A, {"from": protocol_caller})
+    assert tx.return_value == 60 and tx.events["Released"]["amount"] == 60
     assert p.stakes.lockedOf(staker) == 0
+    assert p.stakes.release(staker, ID_A, {"from": protocol_caller}).return_value == 0
 
 
-def test_slash_takes_bonded_then_unbonding_and_caps(funded, staker, protocol_caller, accounts):
+def test_slash_takes_only_from_its_allocation_and_caps(funded, staker, protocol_caller, accounts):
+    """M-4 at the StakeManager: a slash reaches one allocation only, never more than it
+    holds, never the free stake or another allocation."""
     p = funded
     beneficiary = accounts[11]
     p.stakes.stake(100, {"from": staker})
-    p.stakes.requestUnstake(30, {"from": staker})
+    p.stakes.allocate(staker, ID_A, 30, {"from": protocol_caller})
+    p.stakes.allocate(staker, ID_B, 50, {"from": protocol_caller})
     before = p.token.balanceOf(beneficiary)
-    tx = p.stakes.slash(staker, 90, beneficiary, {"from": protocol_caller})
-    assert tx.return_value == 90
-    assert p.stakes.stakeOf(staker) == 0
-    assert p.stakes.unbondingOf(staker)[0] == 10
-    tx = p.stakes.slash(staker, 500, beneficiary, {"from": protocol_caller})
-    assert tx.return_value == 10
-    assert tx.events["Slashed"]["amount"] == 10
-    assert p.token.balanceOf(beneficiary) == before + 100
-    assert p.stakes.unbondingOf(staker)[0] == 0
+    tx = p.stakes.slashAllocation(staker, ID_A, 90, beneficiary, {"from": protocol_caller})
+    assert tx.return_value == 30
+    assert tx.events["Slashed"]["amount"] == 30
+    assert p.stakes.stakeOf(staker) == 70
+    assert p.stakes.allocationOf(staker, protocol_caller, ID_A) == 0
+    assert p.stakes.allocationOf(staker, protocol_caller, ID_B) == 50
+    assert p.stakes.freeStakeOf(staker) == 20
+    assert (
+        p.stakes.slashAllocation(
+            staker, ID_A, 10, beneficiary, {"from": protocol_caller}
+        ).return_value
+        == 0
+    )
+    assert p.token.balanceOf(beneficiary) == before + 30
 
 
-def test_slash_leaves_locks_so_free_stake_floors_at_zero(funded, staker, protocol_caller, accounts):
+def test_allocations_are_namespaced_by_allocator(funded, staker, protocol_caller, accounts):
+    """One protocol contract cannot slash or release another's allocation with the same id."""
     p = funded
+    other = accounts[13]
+    p.stakes.grantRole(p.stakes.PROTOCOL_ROLE(), other, {"from": p.deployer})
     p.stakes.stake(100, {"from": staker})
-    p.stakes.lock(staker, 100, {"from": protocol_caller})
-    p.stakes.slash(staker, 50, accounts[11], {"from": protocol_caller})
+    p.stakes.allocate(staker, ID_A, 100, {"from": protocol_caller})
+    assert p.stakes.slashAllocation(staker, ID_A, 100, other, {"from": other}).return_value == 0
+    assert p.stakes.release(staker, ID_A, {"from": other}).return_value == 0
     assert p.stakes.lockedOf(staker) == 100
-    assert p.stakes.freeStakeOf(staker) == 0
     with brownie.reverts():
         p.stakes.requestUnstake(1, {"from": staker})

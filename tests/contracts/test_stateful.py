@@ -2,7 +2,8 @@
 respond / vote / finalize / transfer / deposit / claim sequences, with the money invariants
 checked after every step (see docs/economics.md):
 
-- each contract's token balance equals what it owes: JobMarket = escrow of every job;
+- each contract's token balance equals what it owes: JobMarket = escrow of every job +
+  unclaimed rewards;
   StakeManager = stake + unbonding; AuditCourt = bonds of undecided disputes + credits;
   ModelShares = deposited - claimed;
 - nobody ever claims more than its pro-rata entitlement, and deposited - claimed - claimable
@@ -19,9 +20,12 @@ import brownie
 from contract_helpers import (
     E18,
     TEST_PARAMS,
+    final_hash,
     fund,
+    initial_hashes,
     job_tuple,
     make_tree,
+    record_seed,
     run_state_machine,
     vote_hash,
 )
@@ -70,6 +74,7 @@ class ProtocolMachine:
         "rule_deposit": 2,
         "rule_claim": 2,
         "rule_transfer_shares": 2,
+        "rule_claim_credits": 4,
     }
 
     def __init__(self, p, actors, chain):
@@ -87,13 +92,15 @@ class ProtocolMachine:
         # One job starts with round 0 committed and sealed, so a short run reaches disputes,
         # finalization, shares and revenue; more jobs are posted and joined by the rules.
         owner, a, b = self.actors[0], self.actors[1], self.actors[2]
-        job = self.p.market.postJob(job_tuple(**JOB), {"from": owner}).return_value
+        job = self.p.market.postJob(
+            job_tuple(**JOB), initial_hashes(2), {"from": owner}
+        ).return_value
         self.p.market.joinStage(job, 0, {"from": a})
         self.p.market.joinStage(job, 1, {"from": b})
         for s, who in ((0, a), (1, b)):
             root = make_tree(f"sm/{job}/0/{s}").root
-            self.p.market.commitRound(job, 0, s, root, "bafyrec", {"from": who})
-        self.chain.mine(2)
+            self.p.market.commitRound(job, 0, s, root, final_hash("f"), "bafyrec", {"from": who})
+        record_seed(self.p, job, 0)
         self.jobs.append(job)
 
     # ------------------------------------------------------------------ helpers
@@ -140,7 +147,9 @@ class ProtocolMachine:
     def rule_post_job(self, st_actor):
         if len(self.jobs) >= 2:
             return
-        tx = self.p.market.postJob(job_tuple(**JOB), {"from": self.actors[st_actor]})
+        tx = self.p.market.postJob(
+            job_tuple(**JOB), initial_hashes(2), {"from": self.actors[st_actor]}
+        )
         self.jobs.append(tx.return_value)
 
     def rule_join(self, st_actor, st_job, st_stage):
@@ -152,12 +161,19 @@ class ProtocolMachine:
             and self.p.market.stageProvider(job, st_stage) == brownie.ZERO_ADDRESS
             and held in (-1, st_stage)
             and self.p.stakes.freeStakeOf(a) >= JOB["minStake"]
+            and not self._release_pending(job, st_stage, a)
         )
         if ok:
             self.p.market.joinStage(job, st_stage, {"from": a})
         else:
             with brownie.reverts():
                 self.p.market.joinStage(job, st_stage, {"from": a})
+
+    def _release_pending(self, job, stage, a):
+        """Vacated by the court in the current round: its allocation waits for finalization."""
+        state, info = self._round_state(job)
+        c = self.p.market.commitment(job, state[2], stage)
+        return c[3] and c[2] == a and not info[4]
 
     def _rotated(self, items, offset):
         items = list(items)
@@ -183,10 +199,12 @@ class ProtocolMachine:
             provider = self.p.market.stageProvider(job, stage)
             if provider == brownie.ZERO_ADDRESS:
                 continue
-            if self.p.market.commitment(job, rnd, stage)[2] != 0:
+            if int(self.p.market.commitment(job, rnd, stage)[0].hex(), 16) != 0:
                 continue
             root = make_tree(f"sm/{job}/{rnd}/{stage}").root
-            self.p.market.commitRound(job, rnd, stage, root, "bafyrec", {"from": provider})
+            self.p.market.commitRound(
+                job, rnd, stage, root, final_hash("f"), "bafyrec", {"from": provider}
+            )
             HITS["commit"] += 1
             return
 
@@ -207,8 +225,17 @@ class ProtocolMachine:
             end, now = info[2] + JOB["challengeWindow"], self._now()
             disputes = self.p.court.openDisputes(job, rnd)
             if now > end and disputes == 0:
-                self.p.market.finalizeRound(job, rnd, {"from": self.actors[0]})
+                tx = self.p.market.finalizeRound(job, rnd, {"from": self.actors[0]})
                 HITS["finalize"] += 1
+                # Most parties pull their shares at once (the agents do); rewards are left to
+                # rule_claim_credits, so unclaimed credits coexist with new rounds.
+                paid = tx.events["StagePaid"] if "StagePaid" in tx.events else ()  # noqa: SIM401
+                for ev in paid:
+                    who = ev["provider"]
+                    if self.p.market.sharesOwed(job, who) > 0 and int(who, 16) % 3:
+                        self.p.market.claimShares(job, who, {"from": who})
+                        self._bump(job, 1)
+                        HITS["claimShares"] += 1
             elif now + MARGIN < end or disputes > 0:
                 with brownie.reverts():
                     self.p.market.finalizeRound(job, rnd, {"from": self.actors[0]})
@@ -224,9 +251,10 @@ class ProtocolMachine:
                 continue
             if self._now() + MARGIN > info[2] + JOB["challengeWindow"]:
                 continue
-            root, provider, _, slashed = self.p.market.commitment(job, rnd, stage)
+            root, _final, provider, slashed = self.p.market.commitment(job, rnd, stage)
             if int(root.hex(), 16) == 0 or slashed:
                 continue
+            record_seed(self.p, job, rnd)
             who = next(a for a in self._rotated(self.actors, st_actor) if a != provider)
             tree = make_tree(f"sm/{job}/{rnd}/{stage}")
             leaf = len(self.disputes) % 8
@@ -266,6 +294,19 @@ class ProtocolMachine:
         self.chain.mine()
         self.p.court.resolve(d, {"from": self.actors[0]})
         HITS["resolve"] += 1
+
+    def rule_claim_credits(self, st_job, st_actor):
+        """Pull the rewards and shares finalization credited."""
+        job = self.jobs[st_job % len(self.jobs)]
+        rotated = self._rotated(self.actors, st_actor)
+        a = next((x for x in rotated if self.p.market.sharesOwed(job, x) > 0), rotated[0])
+        if self.p.market.rewardsOwed(a) > 0:
+            self.p.market.claimRewards({"from": a})
+            HITS["claimRewards"] += 1
+        if self.p.market.sharesOwed(job, a) > 0:
+            self.p.market.claimShares(job, a, {"from": a})
+            self._bump(job, 1)
+            HITS["claimShares"] += 1
 
     def rule_withdraw_credit(self, st_actor):
         a = self.actors[st_actor]
@@ -334,7 +375,9 @@ class ProtocolMachine:
     def invariant_contract_balances_match_liabilities(self):
         p = self.p
         escrow = sum(p.market.jobState(j)[4] for j in self.jobs)
-        assert p.token.balanceOf(p.market) == escrow
+        owed = sum(p.market.rewardsOwed(a) for a in self.actors)
+        assert owed == p.market.totalRewardsOwed()
+        assert p.token.balanceOf(p.market) == escrow + owed
         staked = sum(p.stakes.stakeOf(a) + p.stakes.unbondingOf(a)[0] for a in self.actors)
         assert p.token.balanceOf(p.stakes) == staked
         bonds = sum(p.court.tally(d)[3] for d in self.disputes if p.court.dispute(d)[7] < 2)
@@ -373,7 +416,7 @@ class ProtocolMachine:
             assert p.stakes.lockedOf(holder) >= amount
         for d in self.disputes:
             info = p.court.dispute(d)
-            if info[7] < 2:
+            if info[7] < 2 and not p.market.commitment(info[0], info[1], info[2])[3]:
                 assert p.stakes.lockedOf(info[6]) >= JOB["minStake"]
 
 
@@ -385,9 +428,9 @@ def test_protocol_state_machine(funded, accounts, chain):
         if p.stakes.stakeOf(a) == 0:
             p.stakes.stake(1_000 * E18, {"from": a})
     for v in accounts[5:9]:
-        p.court.registerValidator({"from": v})
+        p.registry.registerValidator(100 * E18, {"from": v})
     HITS.clear()
     run_state_machine(ProtocolMachine, (p, actors, chain), chain, SEEDS, STEPS)
     print("state-machine hits:", dict(HITS))
-    for kind in ("commit", "finalize", "challenge", "deposit", "claim"):
+    for kind in ("commit", "finalize", "challenge", "deposit", "claim", "claimShares"):
         assert HITS[kind] > 0, f"no successful {kind} in any example: {dict(HITS)}"

@@ -23,7 +23,7 @@ def chain():
 def token_client(chain):
     owner = dev_account(0, 31337)
     client = ChainClient(chain.url, owner, deployment=Deployment(31337, 0, {}))
-    address = deploy_contract(client, "TesseraToken", owner.address)
+    address = deploy_contract(client, "TesseraToken", owner.address, 0)
     client.deployment = Deployment(31337, 0, {"TesseraToken": address})
     return client
 
