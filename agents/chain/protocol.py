@@ -304,6 +304,39 @@ class Protocol:
         except RevertError:
             return None
 
+    def seed_anchor(self, job_id: int, round_: int) -> int:
+        """The block whose randomness makes the round's seed (0 before the seal)."""
+        return int(self.client.call("JobMarket", "seedAnchor", job_id, round_))
+
+    def ensure_audit_seed(self, job_id: int, round_: int, timeout: float = 30.0) -> bytes | None:
+        """Record the round's seed: the recording transaction must be mined IN the anchor block,
+        so wait for the block before it and send then. A poke before the anchor is a no-op
+        (used to move an automining chain on); one after it re-anchors `delay` blocks ahead,
+        and the loop tries again. Returns the seed, or None after `timeout` seconds."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            seed = self.audit_seed(job_id, round_)
+            if seed is not None:
+                return seed
+            anchor = self.seed_anchor(job_id, round_)
+            if anchor == 0:
+                return None  # not sealed
+            height = int(self.client.w3.eth.block_number)
+            if height + 1 < anchor:
+                # Wait for the chain to reach the block before the anchor; an automining chain
+                # does not move by itself, so after a short wait a no-op poke mines a block.
+                waited = time.monotonic()
+                while int(self.client.w3.eth.block_number) == height:
+                    if time.monotonic() - waited > 1.5:
+                        self.record_audit_seed(job_id, round_)
+                        break
+                    time.sleep(0.1)
+                continue
+            self.record_audit_seed(job_id, round_)
+        return self.audit_seed(job_id, round_)
+
     def record_audit_seed(self, job_id: int, round_: int) -> None:
         """Store the round's seed on-chain so it outlives blockhash's 256-block horizon."""
         self.client.send("JobMarket", "recordAuditSeed", job_id, round_)

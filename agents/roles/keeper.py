@@ -89,10 +89,7 @@ class Keeper:
             elif phase in (Phase.CHALLENGE, Phase.AWAITING_SEED) and self.record_seeds:
                 # The seed is the randomness of one anchor block: poke until it is recorded
                 # (a poke before the anchor is a no-op, one after it re-anchors).
-                if r not in self._seeded and p.audit_seed(self.job_id, r) is None:
-                    p.record_audit_seed(self.job_id, r)
-                    done.append(f"poked the audit seed of round {r}")
-                elif r not in self._seeded:
+                if r not in self._seeded and p.ensure_audit_seed(self.job_id, r, 20.0):
                     self._seeded.add(r)
                     done.append(f"audit seed of round {r} recorded")
             elif phase is Phase.FINALIZABLE:
