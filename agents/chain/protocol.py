@@ -524,13 +524,6 @@ class Protocol:
         proof) pairs; `b` is ignored by the single-leaf kinds but must be well-formed."""
         self.client.send("AuditCourt", "proveFault", job_id, round_, stage, kind, a, b)
 
-    def withdraw_credit(self) -> int:
-        """Withdraw court credits; returns the amount (0 when none)."""
-        owed = int(self.client.call("AuditCourt", "credit", self.client.address))
-        if owed:
-            self.client.send("AuditCourt", "withdrawCredit")
-        return owed
-
     # -- shares ----------------------------------------------------------------
     def shares_of(self, model_id: int, who: str | None = None) -> int:
         return self.client.call("ModelShares", "balanceOf", who or self.client.address, model_id)
@@ -564,10 +557,6 @@ class Protocol:
             for e in self.client.contract(contract).abi
         )
 
-    def deregister_validator(self) -> None:
-        """Leave the validator set; its stake lock is released."""
-        self.client.send("AuditCourt", "deregisterValidator")
-
     def credit_of(self, who: str | None = None) -> int:
         """Tokens the court credited to `who` (bounties, refunded bonds), not yet withdrawn."""
         return int(self.client.call("AuditCourt", "credit", who or self.client.address))
@@ -579,20 +568,13 @@ class Protocol:
         return amount
 
     def parked_shares(self, job_id: int, who: str | None = None) -> int:
-        """Shares of `job_id` whose mint to `who` was refused and parked."""
-        return int(
-            self.client.call("JobMarket", "parkedShares", job_id, who or self.client.address)
-        )
+        """Shares of `job_id` credited to `who` and not minted yet (every share is credited at
+        finalization and pulled since issue 10; the old 'parked' shares are these)."""
+        return self.shares_owed(job_id, who)
 
     def claim_parked_shares(self, job_id: int, to: str | None = None) -> int:
-        """Mint this account's parked shares of `job_id` to `to` (default: itself)."""
-        amount = self.parked_shares(job_id)
-        self.client.send("JobMarket", "claimParkedShares", job_id, to or self.client.address)
-        return amount
-
-    def leave_stage(self, job_id: int) -> None:
-        """Leave this account's stage of a job that has not filled (releases its lock)."""
-        self.client.send("JobMarket", "leaveStage", job_id)
+        """Mint this account's credited shares of `job_id` to `to` (default: itself)."""
+        return self.claim_shares(job_id, to)
 
     def share_holders(self, model_id: int) -> list[str]:
         """Every address that ever received shares of `model_id` (from TransferSingle logs)."""
