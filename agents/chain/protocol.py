@@ -230,9 +230,17 @@ class Protocol:
         return [self.stage_provider(job_id, s) for s in range(num_stages)]
 
     def validators(self) -> list[str]:
-        """Every registered validator (whose leaf samples a provider's bundle must cover)."""
-        n = int(self.client.call("AuditCourt", "validatorCount"))
-        return [self.client.call("AuditCourt", "validatorAt", i) for i in range(n)]
+        """Every registered, not exiting validator (whose leaf samples a provider's bundle must
+        cover), in registration order (ValidatorRegistry entries)."""
+        n = int(self.client.call("ValidatorRegistry", "entryCount"))
+        out = []
+        for i in range(n):
+            account, _registered, exit_block, _weight, released = self.client.call(
+                "ValidatorRegistry", "entry", i
+            )
+            if int(exit_block) == 0 and not released:
+                out.append(account)
+        return out
 
     def initial_state_hash(self, job_id: int, stage: int) -> str | None:
         """The stage's initial state hash committed with the job; None where the deployed
@@ -254,10 +262,6 @@ class Protocol:
         )
         cid = self.record_cid(job_id, round_, stage) if int.from_bytes(bytes(root)) else ""
         return Commitment(_hex(root), cid, _hex(final), bool(slashed), provider)
-
-    def initial_state_hash(self, job_id: int, stage: int) -> str:
-        """The state hash `stage` must start round 0 from (committed with the job)."""
-        return _hex(self.client.call("JobMarket", "initialStateHash", job_id, stage))
 
     def state_hashes(self, job_id: int, round_: int, stage: int) -> tuple[str, str]:
         """(state the stage's round must start from, final state hash it committed)."""
