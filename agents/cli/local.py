@@ -125,7 +125,7 @@ def demo(
         ),
     ] = "fake-gradient",
     no_cheat: Annotated[bool, typer.Option("--no-cheat", help="everyone is honest")] = False,
-    compression: Annotated[str, typer.Option(help="none | int8 | topk")] = "int8",
+    compression: Annotated[str, typer.Option(help="none | int8 | subspace")] = "int8",
 ) -> None:
     """Run the whole protocol locally; exit 0 only if every check holds."""
     from pathlib import Path

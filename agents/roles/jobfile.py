@@ -351,8 +351,13 @@ spec:                          # what to train; stored on IPFS, named by CID on-
     eps: 1.0e-08
     weight_decay: 0.0
   compression:                 # what crosses a stage boundary
-    method: none               # none | int8 | topk
-    ratio: 0.1                 # topk only: fraction of entries kept
+    method: none               # none | int8 | subspace
+    rank: 8                    # subspace only: coordinates sent per position
+    bits: 4                    # subspace only: bits per coordinate (2, 4, 8)
+    grad_bits: 4               # subspace only: bits per gradient coordinate
+    stochastic_grad: true      # subspace only: seeded stochastic rounding of gradients
+    scale: channel             # subspace only: channel | position
+    grad_clip: 0.0             # subspace only: gradient range cap in RMS units (0: absmax)
   training:
     batch_size: 4              # sequences per step; divisible by micro_batches
     micro_batches: 2           # one trace leaf per micro-batch

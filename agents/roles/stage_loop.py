@@ -39,7 +39,6 @@ from agents.protocol.attestation import (
     sign_payload,
     verify_payload,
 )
-from agents.training import compression
 from agents.training.hashing import tensors_hash
 from agents.training.worker import StageWorker
 from agents.transport.directory import (
@@ -451,7 +450,7 @@ class StageLink:
             x = unflatten(payload_from_bytes(m.payload))
             if h.step == 0:
                 self.sessions.pop(h.request_id, None)
-            from agents.training.kvcache import KVCache, forward_cached
+            from agents.training.kvcache import KVCache
 
             cache = self.sessions.get(h.request_id)
             if cache is None:
@@ -464,13 +463,12 @@ class StageLink:
             self.sessions.move_to_end(h.request_id)
             if cache.length != h.step:
                 raise TesseraError(f"session is at position {cache.length}, not {h.step}")
-            spec = worker.spec
+            # The boundary codec the model was trained with, also here.
             if worker.is_first:
-                inp = x["tokens"]
+                inp, positions = x["tokens"], int(x["tokens"].shape[1])
             else:
-                shape = (1, int(x["shape"][0]), spec.model.d_model)
-                inp = compression.decode(spec.compression, x["x"], shape)
-            out = forward_cached(worker.module, inp.to(worker.device), cache)
+                inp, positions = x["x"], int(x["shape"][0])
+            out = worker.infer_cached(inp, cache)
         except (TesseraError, ValueError, FrameError, KeyError, RuntimeError) as exc:
             reason = f"inference request 0x{h.request_id.hex()[:12]}: {exc}"
             self.refuse(reason)
@@ -481,8 +479,7 @@ class StageLink:
         if worker.is_last:
             reply = {"logits": out.to("cpu")}
         else:
-            sent, _ = compression.encode(spec.compression, out.to("cpu"), None)
-            reply = {"x": sent, "shape": torch.tensor([out.shape[1]])}
+            reply = {"x": out, "shape": torch.tensor([positions])}
         reply = _flatten(reply)
         self._reply(m, Kind.REPLY, payload_to_bytes(reply), _h32(tensors_hash(reply)))
 

@@ -50,14 +50,36 @@ class CompressionConfig(_Strict):
     """What crosses a stage boundary (activations forward, gradients backward).
 
     - `none`: fp32 tensors.
-    - `int8`: per-row absmax int8 quantization.
-    - `topk`: error-feedback top-k sparsification (the sender keeps the
-      residual it did not send and adds it to the next message), `ratio` is the
-      fraction of entries kept.
+    - `int8` (the default): per-row absmax int8 quantisation, 4x smaller.
+    - `subspace`: the boundary is a bottleneck of the model itself. The
+      hidden state a stage hands on is confined to a fixed `rank`-dimensional
+      subspace (an orthonormal basis both sides rebuild from the seed) around
+      a fixed high-rank anchor, the seeded initial token + position embedding
+      of the tokens, which ride along as one byte each. What is sent is the
+      exact low-dimensional coordinates, quantised to `bits` with one scale
+      per channel (or per position); the backward pass sends the gradient
+      projected onto the same subspace, quantised to `grad_bits`, with seeded
+      stochastic rounding when `stochastic_grad` (unbiased, and a replay draws
+      the same bits). No error-feedback state: the trained model *is* the
+      bottlenecked model, and inference runs the same codec.
+
+    Top-k with error feedback is gone: on activations it adds one sample's
+    leftover to another micro-batch, and it did not train (issue 14).
     """
 
-    method: Literal["none", "int8", "topk"] = "none"
-    ratio: float = Field(0.1, gt=0.0, le=1.0)
+    method: Literal["none", "int8", "subspace"] = "int8"
+    rank: int = Field(8, ge=1)
+    bits: Literal[2, 4, 8] = 4
+    grad_bits: Literal[2, 4, 8] = 4
+    stochastic_grad: bool = True
+    scale: Literal["channel", "position"] = "channel"
+
+    @model_validator(mode="after")
+    def _packs_into_bytes(self) -> CompressionConfig:
+        for name, bits in (("bits", self.bits), ("grad_bits", self.grad_bits)):
+            if (self.rank * bits) % 8:
+                raise ValueError(f"rank ({self.rank}) x {name} ({bits}) must fill whole bytes")
+        return self
 
 
 class DeterminismConfig(_Strict):

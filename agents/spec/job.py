@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from agents.spec.base import CID, Document
 from agents.spec.configs import (
@@ -37,3 +37,10 @@ class JobSpec(Document):
     determinism: DeterminismConfig = DeterminismConfig()
     audit: AuditPolicy = AuditPolicy()
     init_checkpoint: CID | None = None
+
+    @model_validator(mode="after")
+    def _codec_fits_model(self) -> JobSpec:
+        c = self.compression
+        if c.method == "subspace" and c.rank > self.model.d_model:
+            raise ValueError(f"subspace rank ({c.rank}) exceeds d_model ({self.model.d_model})")
+        return self

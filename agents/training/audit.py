@@ -447,11 +447,12 @@ def _compare_tolerant(store, spec, worker, entry, committed):
 
 def _dense(spec, worker, payload):
     """A payload as the dense tensor it stands for (the last stage's loss passes through)."""
-    from agents.training import compression
-
     if set(payload) == {"loss"}:
         return payload["loss"].float()
-    return compression.decode(spec.compression, payload, worker.boundary_shape).float()
+    codec = worker.codec
+    if codec.subspace and "tokens" not in payload:  # a gradient: coordinates, no tokens
+        return codec.decode_backward(payload, worker.boundary_shape).float()
+    return codec.decode_forward(payload, worker.boundary_shape)[0].float()
 
 
 def replay(

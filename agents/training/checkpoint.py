@@ -1,14 +1,13 @@
 """Stage state <-> safetensors bytes (never pickle).
 
 A stage's state is everything that determines its next step: parameters, the
-AdamW moments and step counts, and the compression error-feedback residuals.
+AdamW moments and step counts (the boundary codec keeps no state).
 It is a flat name -> tensor mapping with these prefixes:
 
     param/<name>              the stage's parameters (GPT's names)
     optim/<name>/exp_avg      AdamW first moment
     optim/<name>/exp_avg_sq   AdamW second moment
     optim/<name>/step         AdamW step count (float32 scalar, as torch keeps it)
-    residual/<boundary>       error-feedback residual of a compressed boundary
 
 The file's metadata names the format, the stage and the content hash; loading
 recomputes the hash, so a flipped bit is an error rather than silent data.
@@ -90,7 +89,7 @@ class StageState:
 
 
 def state_hash(tensors: Mapping[str, torch.Tensor] | StageState) -> str:
-    """The 0x hash of a stage state (parameters, optimizer state and residuals)."""
+    """The 0x hash of a stage state (parameters and optimizer state)."""
     if isinstance(tensors, StageState):
         tensors = tensors.tensors
     return tensors_hash(tensors, domain="stage-state")

@@ -1,120 +1,295 @@
-"""Compression of what crosses a stage boundary, and its exact wire size.
+"""The boundary codec: what crosses a stage boundary, both ways, and its exact wire size.
 
 A payload is a name -> tensor mapping (safetensors-able, hashed as sent).
-Methods, chosen by the job spec's `CompressionConfig`:
+The job spec's `CompressionConfig` picks the method; `BoundaryCodec` is the
+one object the worker, the replay and inference use, so a model is always
+served through exactly the codec it was trained with.
 
-- `none`: {"x": float32}.
-- `int8`: per-row absmax quantisation over the last axis:
-  {"q": int8, "scale": float32 (..., 1)}; 4x smaller, error <= scale / 2.
-- `topk`: error-feedback top-k sparsification: the sender adds the residual
-  it did not send last time, sends the `ratio` largest-magnitude entries as
-  {"values": float32 [k], "indices": int32 [k] (ascending), "shape": int64},
-  and keeps the rest as the new residual. The residual is part of the stage
-  state (it is hashed into params_before/params_after), so a replay starts
-  from the same residual. Reaches 4 / (8 * ratio) : 1, e.g. 50x at ratio 0.01.
+Each boundary is seen by the codec as "features": the tensor that is
+quantised and whose gradient travels back.
 
-The backward pass treats compression as the identity (straight-through): the
-gradient a stage receives for its output is applied to the dense output.
+- `none`: features = the hidden state (B, T, d); {"x": float32}.
+- `int8`: features = the hidden state; per-row absmax int8
+  {"q": int8 (B, T, d), "scale": float32 (B, T, 1)}; 4x smaller. The gradient
+  travels back the same way (straight-through: dequantised values are used
+  as they are).
+- `subspace`: the boundary is a low-rank bottleneck of the model. With a
+  fixed orthonormal basis U (d x rank, from the seed) and a fixed high-rank
+  anchor A(tokens) (the seeded initial token + position embedding), the
+  sender's features are the coordinates c = (h - A(tokens)) @ U and the
+  receiver's hidden state is A(tokens) + c @ U^T: exact on the subspace, so
+  the bottleneck loses nothing the model can still learn to use. Forward:
+  {"q": uint8 (B, T, rank*bits/8) packed, "scale": float32 (rank,) per
+  channel or float16 (B, T, 1) per position, "tokens": uint8 (B, T)}.
+  Backward: the receiver's gradient with respect to c (which IS the
+  projection U^T g of the gradient on its hidden state) quantised to
+  `grad_bits`, stochastically rounded with a generator seeded from the
+  micro-batch's coordinates, so it is unbiased and a replay draws the same
+  bits. No error-feedback state anywhere.
+
+Rounding of forward features is round-to-nearest, so inference (which has
+no seed) computes exactly what training computed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import torch
 
-from agents.spec import CompressionConfig
+from agents.spec import CompressionConfig, ModelConfig
 from agents.training.errors import CompressionError
+from agents.training.model import Embedding, part_seed
 
 Payload = dict[str, torch.Tensor]
 
-_KEYS = {"none": {"x"}, "int8": {"q", "scale"}, "topk": {"values", "indices", "shape"}}
-
-
-def uses_residual(cfg: CompressionConfig) -> bool:
-    """Whether the method keeps error-feedback state on the sending side."""
-    return cfg.method == "topk"
-
-
-def encode(
-    cfg: CompressionConfig, x: torch.Tensor, residual: torch.Tensor | None = None
-) -> tuple[Payload, torch.Tensor | None]:
-    """Compress `x` for the wire; returns (payload, new residual or None)."""
-    x = x.detach().to(torch.float32)
-    if cfg.method == "none":
-        return {"x": x.contiguous().clone()}, None
-    if cfg.method == "int8":
-        absmax = x.abs().amax(dim=-1, keepdim=True)
-        scale = absmax / 127.0
-        # All-zero rows would divide by zero; any scale decodes them to zero.
-        safe = torch.where(scale > 0, scale, torch.ones_like(scale))
-        q = torch.round(x / safe).clamp_(-127, 127).to(torch.int8)
-        return {"q": q.contiguous(), "scale": scale.contiguous()}, None
-    if cfg.method == "topk":
-        v = x if residual is None else x + residual.to(x.device)
-        flat = v.reshape(-1)
-        k = max(1, math.ceil(cfg.ratio * flat.numel()))
-        idx = torch.topk(flat.abs(), k, sorted=False).indices
-        idx, _ = torch.sort(idx)
-        values = flat[idx].contiguous()
-        new_residual = flat.clone()
-        new_residual[idx] = 0.0
-        payload = {
-            "values": values,
-            "indices": idx.to(torch.int32),
-            "shape": torch.tensor(list(v.shape), dtype=torch.int64),
-        }
-        return payload, new_residual.view_as(v)
-    raise CompressionError(f"unknown compression method {cfg.method!r}")
-
-
-def decode(
-    cfg: CompressionConfig, payload: Payload, expected_shape: tuple[int, ...] | None = None
-) -> torch.Tensor:
-    """Decompress a received payload to a dense float32 tensor, validating it."""
-    keys = set(payload)
-    if keys != _KEYS.get(cfg.method, set()):
-        raise CompressionError(
-            f"payload keys {sorted(keys)} do not match compression {cfg.method!r}"
-        )
-    if cfg.method == "none":
-        out = payload["x"]
-        if out.dtype != torch.float32:
-            raise CompressionError(f"payload 'x' has dtype {out.dtype}, expected float32")
-    elif cfg.method == "int8":
-        q, scale = payload["q"], payload["scale"]
-        if q.dtype != torch.int8 or scale.dtype != torch.float32:
-            raise CompressionError("int8 payload has wrong dtypes")
-        if scale.shape != (*q.shape[:-1], 1):
-            raise CompressionError(f"int8 scale shape {tuple(scale.shape)} does not fit {q.shape}")
-        out = q.to(torch.float32) * scale
-    else:
-        values, indices, shape = payload["values"], payload["indices"], payload["shape"]
-        if shape.dtype != torch.int64 or shape.dim() != 1 or (shape < 0).any():
-            raise CompressionError("topk payload has a malformed shape")
-        dims = tuple(int(n) for n in shape.tolist())
-        numel = math.prod(dims)
-        if expected_shape is not None and dims != tuple(expected_shape):
-            raise CompressionError(f"topk payload shape {dims}, expected {tuple(expected_shape)}")
-        if (
-            values.dtype != torch.float32
-            or indices.dtype != torch.int32
-            or values.shape != indices.shape
-            or values.dim() != 1
-        ):
-            raise CompressionError("topk payload values/indices do not match")
-        if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= numel):
-            raise CompressionError("topk payload index out of range")
-        flat = torch.zeros(numel, dtype=torch.float32)
-        flat[indices.to(torch.int64)] = values
-        out = flat.view(dims)
-    if expected_shape is not None and tuple(out.shape) != tuple(expected_shape):
-        raise CompressionError(
-            f"payload decodes to shape {tuple(out.shape)}, expected {tuple(expected_shape)}"
-        )
-    return out
+_FORWARD_KEYS = {"none": {"x"}, "int8": {"q", "scale"}, "subspace": {"q", "scale", "tokens"}}
+_BACKWARD_KEYS = {"none": {"x"}, "int8": {"q", "scale"}, "subspace": {"q", "scale"}}
 
 
 def dense_nbytes(shape: tuple[int, ...]) -> int:
     """Bytes of the same tensor sent uncompressed as float32."""
     return 4 * math.prod(shape)
+
+
+def subspace_basis(d_model: int, rank: int, seed: int) -> torch.Tensor:
+    """The fixed orthonormal basis (d_model, rank) of a job's boundary subspace."""
+    gen = torch.Generator().manual_seed(part_seed(seed, "boundary-subspace"))
+    g = torch.randn(d_model, rank, generator=gen, dtype=torch.float64)
+    q, r = torch.linalg.qr(g)
+    # Fix the column signs so the basis does not depend on LAPACK's convention.
+    q = q * torch.sign(torch.diagonal(r)).where(torch.diagonal(r) != 0, torch.ones(rank))
+    return q.to(torch.float32).contiguous()
+
+
+def stochastic_generator(key: str) -> torch.Generator:
+    """A generator seeded from a public string (a micro-batch's coordinates)."""
+    seed = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little") >> 1
+    return torch.Generator().manual_seed(seed)
+
+
+# ------------------------------------------------------------ quantisation
+
+
+def _qmax(bits: int) -> int:
+    return (1 << (bits - 1)) - 1
+
+
+def _quantise(
+    x: torch.Tensor, bits: int, per: str, gen: torch.Generator | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric quantisation of x (..., k): (packed uint8 codes, scale)."""
+    qmax = _qmax(bits)
+    if per == "channel":
+        scale = x.abs().reshape(-1, x.shape[-1]).amax(dim=0) / qmax
+    else:
+        # The scale travels as float16. Nearest rounding may leave the largest
+        # entry a hair past qmax; the clamp below absorbs it (at most 2^-11 of
+        # a step), and a state already on the grid re-encodes to itself.
+        scale = (x.abs().amax(dim=-1, keepdim=True) / qmax).to(torch.float16).to(torch.float32)
+    safe = torch.where(scale > 0, scale, torch.ones_like(scale))
+    v = x / safe
+    if gen is None:
+        q = torch.round(v)
+    else:
+        q = torch.floor(v + torch.rand(v.shape, generator=gen, dtype=v.dtype))
+    q = q.clamp_(-qmax, qmax).to(torch.int16) + (qmax + 1)
+    codes = q.to(torch.uint8)
+    if per == "position":
+        scale = scale.to(torch.float16)
+    return _pack(codes, bits), scale.contiguous()
+
+
+def _dequantise(packed: torch.Tensor, scale: torch.Tensor, bits: int, k: int) -> torch.Tensor:
+    codes = _unpack(packed, bits, k)
+    return (codes.to(torch.float32) - float(_qmax(bits) + 1)) * scale.to(torch.float32)
+
+
+def _pack(codes: torch.Tensor, bits: int) -> torch.Tensor:
+    per_byte = 8 // bits
+    if per_byte == 1:
+        return codes.contiguous()
+    c = codes.reshape(*codes.shape[:-1], codes.shape[-1] // per_byte, per_byte)
+    out = torch.zeros(c.shape[:-1], dtype=torch.uint8)
+    for j in range(per_byte):
+        out |= c[..., j] << (bits * j)
+    return out.contiguous()
+
+
+def _unpack(packed: torch.Tensor, bits: int, k: int) -> torch.Tensor:
+    per_byte = 8 // bits
+    if per_byte == 1:
+        return packed
+    mask = (1 << bits) - 1
+    parts = [(packed >> (bits * j)) & mask for j in range(per_byte)]
+    return torch.stack(parts, dim=-1).reshape(*packed.shape[:-1], k)
+
+
+def _int8_encode(x: torch.Tensor) -> Payload:
+    absmax = x.abs().amax(dim=-1, keepdim=True)
+    scale = absmax / 127.0
+    # All-zero rows would divide by zero; any scale decodes them to zero.
+    safe = torch.where(scale > 0, scale, torch.ones_like(scale))
+    q = torch.round(x / safe).clamp_(-127, 127).to(torch.int8)
+    return {"q": q.contiguous(), "scale": scale.contiguous()}
+
+
+# ------------------------------------------------------------------ codec
+
+
+class BoundaryCodec:
+    """Encoder and decoder of one job's boundaries (see the module docstring)."""
+
+    def __init__(self, cfg: CompressionConfig, model: ModelConfig, seed: int) -> None:
+        self.cfg = cfg
+        self.method = cfg.method
+        self.d_model = model.d_model
+        self.subspace = cfg.method == "subspace"
+        if cfg.method not in _FORWARD_KEYS:
+            raise CompressionError(f"unknown compression method {cfg.method!r}")
+        if self.subspace:
+            if cfg.rank > model.d_model:
+                raise CompressionError(f"rank {cfg.rank} exceeds d_model {model.d_model}")
+            if model.vocab_size > 256:
+                raise CompressionError("the subspace codec sends tokens as bytes (vocab <= 256)")
+            self.basis = subspace_basis(model.d_model, cfg.rank, seed)
+            anchor = Embedding(model, seed)
+            self._anchor_tok = anchor.tok.weight.detach().clone()
+            self._anchor_pos = anchor.pos.weight.detach().clone()
+        self.features = cfg.rank if self.subspace else model.d_model
+
+    def to(self, device: torch.device) -> BoundaryCodec:
+        """Move the fixed tensors (basis, anchor) to `device`."""
+        if self.subspace:
+            self.basis = self.basis.to(device)
+            self._anchor_tok = self._anchor_tok.to(device)
+            self._anchor_pos = self._anchor_pos.to(device)
+        return self
+
+    def anchor(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The fixed high-rank part A(tokens): seeded token + position embedding (B, T, d)."""
+        return self._anchor_tok[tokens] + self._anchor_pos[: tokens.shape[1]]
+
+    # Differentiable maps between a stage's hidden state and the features.
+
+    def features_of(self, hidden: torch.Tensor, tokens: torch.Tensor | None) -> torch.Tensor:
+        """Sender side: hidden state (B, T, d) -> features (autograd flows through)."""
+        if not self.subspace:
+            return hidden
+        return (hidden - self.anchor(tokens.to(hidden.device))) @ self.basis
+
+    def hidden_of(self, features: torch.Tensor, tokens: torch.Tensor | None) -> torch.Tensor:
+        """Receiver side: features -> hidden state (B, T, d) (autograd flows through)."""
+        if not self.subspace:
+            return features
+        return self.anchor(tokens.to(features.device)) + features @ self.basis.T
+
+    # Wire formats.
+
+    def encode_forward(self, features: torch.Tensor, tokens: torch.Tensor | None) -> Payload:
+        """Features (B, T, F) on CPU -> the forward payload (round to nearest)."""
+        x = features.detach().to("cpu", torch.float32)
+        if self.method == "none":
+            return {"x": x.contiguous().clone()}
+        if self.method == "int8":
+            return _int8_encode(x)
+        q, scale = _quantise(x, self.cfg.bits, self.cfg.scale, None)
+        if tokens is None:
+            raise CompressionError("the subspace codec needs the micro-batch's tokens")
+        return {"q": q, "scale": scale, "tokens": tokens.to("cpu", torch.uint8).contiguous()}
+
+    def encode_backward(self, grad: torch.Tensor, key: str | None = None) -> Payload:
+        """Gradient of the features (B, T, F) -> the backward payload.
+
+        `key` seeds stochastic rounding (subspace with `stochastic_grad`); it
+        must name the micro-batch and stage so a replay draws the same bits.
+        """
+        g = grad.detach().to("cpu", torch.float32)
+        if self.method == "none":
+            return {"x": g.contiguous().clone()}
+        if self.method == "int8":
+            return _int8_encode(g)
+        gen = None
+        if self.cfg.stochastic_grad:
+            if key is None:
+                raise CompressionError("stochastic rounding needs a key")
+            gen = stochastic_generator(key)
+        q, scale = _quantise(g, self.cfg.grad_bits, self.cfg.scale, gen)
+        return {"q": q, "scale": scale}
+
+    def payload_shape(self, payload: Payload, seq_len: int) -> tuple[int, int]:
+        """(rows, positions) a forward payload claims (inference windows vary)."""
+        key = "tokens" if self.subspace else ("x" if self.method == "none" else "q")
+        t = payload.get(key) if isinstance(payload, dict) else None
+        if not isinstance(t, torch.Tensor) or t.dim() < 2:
+            raise CompressionError(f"payload has no {key!r} tensor of rank >= 2")
+        rows, positions = int(t.shape[0]), int(t.shape[1])
+        if not (rows >= 1 and 1 <= positions <= seq_len):
+            raise CompressionError(f"payload of {rows}x{positions} positions (seq_len {seq_len})")
+        return rows, positions
+
+    def decode_forward(
+        self, payload: Payload, shape: tuple[int, int]
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Forward payload of a (B, T) micro-batch -> (features float32, tokens int64 or None)."""
+        out = self._decode(payload, shape, _FORWARD_KEYS, self.cfg.bits)
+        tokens = None
+        if self.subspace:
+            tokens = payload["tokens"]
+            if tokens.dtype != torch.uint8 or tuple(tokens.shape) != tuple(shape):
+                raise CompressionError(
+                    f"payload tokens are {tokens.dtype}{tuple(tokens.shape)}, "
+                    f"expected uint8{tuple(shape)}"
+                )
+            tokens = tokens.to(torch.int64)
+        return out, tokens
+
+    def decode_backward(self, payload: Payload, shape: tuple[int, int]) -> torch.Tensor:
+        """Backward payload of a (B, T) micro-batch -> gradient of the features (float32)."""
+        return self._decode(payload, shape, _BACKWARD_KEYS, self.cfg.grad_bits)
+
+    def _decode(
+        self, payload: Payload, shape: tuple[int, int], keys: dict, bits: int
+    ) -> torch.Tensor:
+        if not isinstance(payload, dict) or set(payload) != keys[self.method]:
+            got = sorted(payload) if isinstance(payload, dict) else type(payload).__name__
+            raise CompressionError(f"payload keys {got} do not match compression {self.method!r}")
+        if any(not isinstance(t, torch.Tensor) for t in payload.values()):
+            raise CompressionError("payload values must be tensors")
+        full = (*shape, self.features)
+        if self.method == "none":
+            out = payload["x"]
+            if out.dtype != torch.float32:
+                raise CompressionError(f"payload 'x' has dtype {out.dtype}, expected float32")
+        elif self.method == "int8":
+            q, scale = payload["q"], payload["scale"]
+            if q.dtype != torch.int8 or scale.dtype != torch.float32:
+                raise CompressionError("int8 payload has wrong dtypes")
+            if scale.shape != (*q.shape[:-1], 1):
+                raise CompressionError(
+                    f"int8 scale shape {tuple(scale.shape)} does not fit {tuple(q.shape)}"
+                )
+            out = q.to(torch.float32) * scale
+        else:
+            q, scale = payload["q"], payload["scale"]
+            packed = (*shape, self.features * bits // 8)
+            if q.dtype != torch.uint8 or tuple(q.shape) != packed:
+                raise CompressionError(
+                    f"subspace codes are {q.dtype}{tuple(q.shape)}, expected uint8{packed}"
+                )
+            if self.cfg.scale == "channel":
+                want_dtype, want_shape = torch.float32, (self.features,)
+            else:
+                want_dtype, want_shape = torch.float16, (*shape, 1)
+            if scale.dtype != want_dtype or tuple(scale.shape) != want_shape:
+                raise CompressionError(
+                    f"subspace scale is {scale.dtype}{tuple(scale.shape)}, "
+                    f"expected {want_dtype}{want_shape}"
+                )
+            if not torch.isfinite(scale).all() or (scale < 0).any():
+                raise CompressionError("subspace scale must be finite and non-negative")
+            out = _dequantise(q, scale, bits, self.features)
+        if tuple(out.shape) != full:
+            raise CompressionError(f"payload decodes to shape {tuple(out.shape)}, expected {full}")
+        return out

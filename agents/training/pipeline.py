@@ -17,6 +17,7 @@ the actor shell converts them to and from torch tensors.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -75,9 +76,12 @@ class InProcessPipeline:
         self.spec = workers[0].spec
 
     def train_round(
-        self, job_id: int, round: int, data: DataSource | None = None
+        self, job_id: int, round: int, data: DataSource | None = None, *, with_state: bool = True
     ) -> list[StageRoundResult]:
-        """Train one round; each stage reads its own data unless `data` is given."""
+        """Train one round; each stage reads its own data unless `data` is given.
+
+        `with_state=False`: the results carry no checkpoint bytes (see
+        `StageWorker.end_round`)."""
         t = self.spec.training
         for w in self.workers:
             w.begin_round(job_id, round)
@@ -94,7 +98,7 @@ class InProcessPipeline:
                     g = w.backward(step, mb, g)
             for w in self.workers:
                 w.step(step)
-        return [w.end_round() for w in self.workers]
+        return [w.end_round(with_state=with_state) for w in self.workers]
 
     def generate(
         self, prompt: bytes, max_new_tokens: int, *, temperature: float = 0.0, seed: int = 0
@@ -126,12 +130,23 @@ def to_wire(payload: Any) -> Any:
     return payload
 
 
+def _as_tensor(a: np.ndarray) -> torch.Tensor:
+    if a.flags.writeable:
+        return torch.from_numpy(a)
+    # Arrays from the object store are read-only views of shared memory. The
+    # worker never writes into a received payload (decoding makes new tensors),
+    # so it is wrapped without a copy; torch's warning about it is moot here.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(a)
+
+
 def from_wire(payload: Any) -> Any:
-    """Numpy payload -> torch, copied (arrays from the object store are read-only)."""
+    """Numpy payload -> torch, without copying."""
     if isinstance(payload, dict):
-        return {k: torch.from_numpy(np.array(v)) for k, v in payload.items()}
+        return {k: _as_tensor(v) for k, v in payload.items()}
     if isinstance(payload, np.ndarray):
-        return torch.from_numpy(np.array(payload))
+        return _as_tensor(payload)
     return payload
 
 
@@ -208,9 +223,9 @@ class StageActorShell:
         """See StageWorker.step."""
         self._call(self.worker.step, step)
 
-    def end_round(self) -> StageRoundResult:
+    def end_round(self, with_state: bool = True) -> StageRoundResult:
         """See StageWorker.end_round."""
-        return self._call(self.worker.end_round)
+        return self._call(self.worker.end_round, with_state=with_state)
 
     def make_audit_bundle(self, leaf_indices: list[int]) -> str:
         """See StageWorker.make_audit_bundle."""
@@ -224,9 +239,9 @@ class StageActorShell:
         """See StageWorker.state_bytes."""
         return self.worker.state_bytes()
 
-    def infer(self, x: Any) -> Any:
+    def infer(self, x: Any, all_positions: bool = False) -> Any:
         """See StageWorker.infer; numpy in and out."""
-        return to_wire(self.worker.infer(from_wire(x)))
+        return to_wire(self.worker.infer(from_wire(x), all_positions=all_positions))
 
 
 _ACTOR_CLASS = None
@@ -268,9 +283,11 @@ class RayPipeline:
         self.steps_per_round, self.micro_batches, self.seq_len = shapes.pop()
 
     def train_round(
-        self, job_id: int, round: int, data: DataSource | None = None
+        self, job_id: int, round: int, data: DataSource | None = None, *, with_state: bool = True
     ) -> list[StageRoundResult]:
-        """Train one round; returns each stage's result (collected once, at the end)."""
+        """Train one round; returns each stage's result (collected once, at the end).
+
+        `with_state=False` keeps each stage's checkpoint bytes in its actor."""
         ray = self._ray
         last = len(self.actors) - 1
         for a in self.actors:
@@ -289,7 +306,11 @@ class RayPipeline:
                     g = a.backward.remote(step, mb, g)
             for a in self.actors:
                 a.step.remote(step)
-        return ray.get([a.end_round.remote() for a in self.actors])
+        ends = [
+            a.end_round.remote(with_state=False) if not with_state else a.end_round.remote()
+            for a in self.actors
+        ]
+        return ray.get(ends)
 
     def generate(
         self, prompt: bytes, max_new_tokens: int, *, temperature: float = 0.0, seed: int = 0

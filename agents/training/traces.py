@@ -4,7 +4,7 @@ Conventions a validator relies on (the worker records leaves this way):
 
 - index = step * micro_batches + micro_batch, `step` counted within the round.
 - params_before / params_after: `state_hash` of the whole stage state
-  (parameters, AdamW state, compression residuals) at the start / end of the
+  (parameters and AdamW state) at the start / end of the
   step; the same for every micro-batch of a step.
 - input: stage 0 -> tensor hash of the int64 token ids; other stages -> hash
   of the payload received, as sent by the stage before.

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,8 +29,8 @@ import torch
 from agents.lineage.documents import RoundRecord, TraceLeaf
 from agents.protocol.attestation import attestation_hash
 from agents.spec import DeterminismConfig, JobSpec
-from agents.training import compression
 from agents.training.checkpoint import StageState, state_from_bytes, state_hash, state_to_bytes
+from agents.training.compression import BoundaryCodec
 from agents.training.data import DataSource, MicroBatch
 from agents.training.determinism import apply_determinism
 from agents.training.errors import CheckpointError, PipelineError, StageError
@@ -39,6 +40,16 @@ from agents.training.stages import build_stage
 from agents.training.traces import trace_tree
 
 Payload = dict[str, torch.Tensor]
+
+_HASHER: ThreadPoolExecutor | None = None
+
+
+def _hasher() -> ThreadPoolExecutor:
+    """One background thread per process that hashes stage states (hashlib drops the GIL)."""
+    global _HASHER
+    if _HASHER is None:
+        _HASHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tessera-state-hash")
+    return _HASHER
 
 
 @dataclass(frozen=True)
@@ -57,6 +68,8 @@ class StageRoundResult:
     bytes_received: int
     data_shards: list[str]
     determinism: DeterminismConfig
+    # The last stage's mean loss of every step of the round (empty elsewhere).
+    step_losses: tuple[float, ...] = ()
 
     def to_record(
         self,
@@ -107,7 +120,7 @@ class _MicroState:
 class _StepLog:
     """What a step started from, received and sent, kept for audit bundles."""
 
-    params_before: str
+    params_before: str = ""  # filled in by `step` (the hash runs in the background)
     snapshot: StageState | None = None  # the state at the start of the step
     inputs: dict[int, Payload] = field(default_factory=dict)
     grads: dict[int, Payload] = field(default_factory=dict)
@@ -141,7 +154,9 @@ class StageWorker:
         self.is_last = stage == spec.num_stages - 1
         cfg = spec.model
         self.micro_batches = spec.training.micro_batches
-        self.boundary_shape = (spec.training.micro_batch_size, cfg.seq_len, cfg.d_model)
+        # (rows, positions) of a micro-batch; the codec knows the feature width.
+        self.boundary_shape = (spec.training.micro_batch_size, cfg.seq_len)
+        self.codec = BoundaryCodec(spec.compression, cfg, spec.determinism.seed).to(self.device)
         self.module = build_stage(cfg, stage, spec.num_stages, spec.determinism.seed).to(
             self.device
         )
@@ -164,13 +179,12 @@ class StageWorker:
                 "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
                 "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format),
             }
-        self.residuals: dict[str, torch.Tensor] = {}
-        if compression.uses_residual(spec.compression):
-            if not self.is_last:
-                self.residuals["fwd"] = torch.zeros(self.boundary_shape)
-            if not self.is_first:
-                self.residuals["bwd"] = torch.zeros(self.boundary_shape)
         self._hash_cache: str | None = None
+        # The hash of the state after the last optimizer step, computed in the
+        # background while the next step's passes run (they only read the state).
+        self._hash_pending: Future | None = None
+        self._leaves: list[TraceLeaf] = []
+        self._unsealed: list[tuple[int, str, list[_MicroState]]] = []
         if state is not None:
             self.load_state(state_from_bytes(state, stage=stage))
         self._data: DataSource | None = None
@@ -189,8 +203,6 @@ class StageWorker:
             out[f"optim/{name}/exp_avg"] = st["exp_avg"]
             out[f"optim/{name}/exp_avg_sq"] = st["exp_avg_sq"]
             out[f"optim/{name}/step"] = st["step"]
-        for name, r in self.residuals.items():
-            out[f"residual/{name}"] = r
         return out
 
     def stage_state(self) -> StageState:
@@ -205,11 +217,49 @@ class StageWorker:
     def state_hash(self) -> str:
         """The 0x hash of the full stage state (params_before/params_after of a leaf)."""
         # Hashing the whole state is a large share of a step on small models;
-        # the hash after a step is the hash before the next one, so keep it
-        # until something mutates the state (forward/backward move residuals).
+        # the hash after a step is the hash before the next one, so it is kept
+        # until the next optimizer step, and computed off the critical path.
+        if self._hash_pending is not None:
+            self._hash_cache = self._hash_pending.result()
+            self._hash_pending = None
         if self._hash_cache is None:
             self._hash_cache = state_hash(self.state_tensors())
         return self._hash_cache
+
+    def _rehash_in_background(self) -> None:
+        """Start hashing the live state (no copy): nothing may mutate it until `state_hash`."""
+        self._hash_cache = None
+        self._hash_pending = _hasher().submit(state_hash, self.state_tensors())
+
+    @property
+    def leaves(self) -> list[TraceLeaf]:
+        """The round's trace leaves so far (waits for the last step's state hash)."""
+        self._seal_leaves()
+        return self._leaves
+
+    def _seal_leaves(self) -> None:
+        if not self._unsealed:
+            return
+        after = self.state_hash()
+        for step, before, micro in self._unsealed:
+            for mb, ms in enumerate(micro):
+                self._leaves.append(
+                    TraceLeaf(
+                        index=step * self.micro_batches + mb,
+                        step=step,
+                        micro_batch=mb,
+                        params_before=before,
+                        input=ms.input_hash,
+                        output=ms.output_hash,
+                        grad_in=ms.grad_in,
+                        grad_out=ms.grad_out,
+                        params_after=after,
+                        data_ref=ms.data_ref,
+                        input_attestation=ms.input_attestation,
+                        grad_in_attestation=ms.grad_in_attestation,
+                    )
+                )
+        self._unsealed = []
 
     def load_state(self, state: StageState) -> None:
         """Replace the state with `state`, which must hold exactly this stage's tensors."""
@@ -218,6 +268,7 @@ class StageWorker:
                 f"checkpoint is for stage {state.stage}/{state.num_stages}, "
                 f"not {self.stage}/{self.spec.num_stages}"
             )
+        self.state_hash()  # let a background hash finish before the tensors change
         mine = self.state_tensors()
         missing = sorted(set(mine) - set(state.tensors))
         unexpected = sorted(set(state.tensors) - set(mine))
@@ -247,7 +298,7 @@ class StageWorker:
         self._job_id, self._round = job_id, round
         self._round_start = self.stage_state()
         self._step, self._phase, self._next_mb = start_step, "forward", 0
-        self.leaves: list[TraceLeaf] = []
+        self._leaves, self._unsealed = [], []
         self._logs: dict[int, _StepLog] = {}
         self._micro: dict[int, _MicroState] = {}
         self._bytes_sent = self._bytes_received = 0
@@ -331,11 +382,10 @@ class StageWorker:
         if micro_batch == 0:
             self.module.train()
             self.optimizer.zero_grad(set_to_none=True)
-            # The snapshot a bundle for this step needs, kept now instead of rebuilt later.
-            self._logs[step] = _StepLog(
-                params_before=self.state_hash(), snapshot=self.stage_state()
-            )
-            self._hash_cache = None  # residuals and parameters change from here on
+            # The snapshot a bundle for this step needs, kept now instead of rebuilt
+            # later. params_before is filled in by `step`, so the previous step's
+            # hash keeps running in the background through this step's passes.
+            self._logs[step] = _StepLog(snapshot=self.stage_state())
         log = self._logs[step]
         mb_data = None
         if self.is_first or self.is_last:
@@ -345,6 +395,7 @@ class StageWorker:
             x_in = mb_data.tokens.to(self.device)
             input_hash = tensor_hash(mb_data.tokens)
             log.inputs[micro_batch] = {"tokens": mb_data.tokens}
+            tokens = mb_data.tokens
             x_leaf = None
         else:
             if payload is None:
@@ -352,9 +403,10 @@ class StageWorker:
             input_hash = tensors_hash(payload)
             self._bytes_received += payload_nbytes(payload)
             log.inputs[micro_batch] = payload
-            dense = compression.decode(self.spec.compression, payload, self.boundary_shape)
-            x_leaf = dense.to(self.device).requires_grad_(True)
-            x_in = x_leaf
+            features, tokens = self.codec.decode_forward(payload, self.boundary_shape)
+            # The received features are the leaf whose gradient goes back.
+            x_leaf = features.to(self.device).requires_grad_(True)
+            x_in = self.codec.hidden_of(x_leaf, tokens)
         self._seed_dropout(step, micro_batch)
         out = self.module(x_in)
         data_ref = mb_data.data_ref if mb_data is not None else ZERO_HASH
@@ -368,15 +420,12 @@ class StageWorker:
             log.sent[micro_batch] = {"loss": value}
             result: Payload | float = float(value)
         else:
-            sent, residual = compression.encode(
-                self.spec.compression, out.detach().to("cpu"), self.residuals.get("fwd")
-            )
-            if residual is not None:
-                self.residuals["fwd"] = residual
+            features = self.codec.features_of(out, tokens)
+            sent = self.codec.encode_forward(features, tokens)
             self._bytes_sent += payload_nbytes(sent)
             log.sent[micro_batch] = sent
             self._micro[micro_batch] = _MicroState(
-                input_hash, tensors_hash(sent), data_ref, x_in=x_leaf, out=out
+                input_hash, tensors_hash(sent), data_ref, x_in=x_leaf, out=features
             )
             result = sent
         self._micro[micro_batch].input_attestation = attestation_hash(attestation)
@@ -417,18 +466,14 @@ class StageWorker:
                 log.grad_signatures[micro_batch] = bytes(attestation)
             self._bytes_received += payload_nbytes(grad_payload)
             log.grads[micro_batch] = grad_payload
-            grad = compression.decode(self.spec.compression, grad_payload, self.boundary_shape)
+            grad = self.codec.decode_backward(grad_payload, self.boundary_shape)
             ms.out.backward(grad.to(self.device))
         result = None
         if self.is_first:
             ms.grad_out = ZERO_HASH
         else:
             gx = self._gradient_to_send(micro_batch, ms.x_in.grad.detach().to("cpu"))
-            sent, residual = compression.encode(
-                self.spec.compression, gx, self.residuals.get("bwd")
-            )
-            if residual is not None:
-                self.residuals["bwd"] = residual
+            sent = self.codec.encode_backward(gx, self._rounding_key(step, micro_batch))
             self._bytes_sent += payload_nbytes(sent)
             ms.grad_out = tensors_hash(sent)
             log.sent_grads[micro_batch] = sent
@@ -439,33 +484,31 @@ class StageWorker:
         self._compute += time.perf_counter() - t0
         return result
 
+    def _rounding_key(self, step: int, micro_batch: int) -> str:
+        # Public coordinates only, so a replay draws the same stochastic rounding.
+        return (
+            f"tessera/grad-rounding@1/{self.spec.determinism.seed}/{self._job_id}/"
+            f"{self._round}/{step}/{micro_batch}/{self.stage}"
+        )
+
     def step(self, step: int) -> None:
-        """Apply the optimizer update of `step` and record its micro-batches' leaves."""
+        """Apply the optimizer update of `step` and record its micro-batches' leaves.
+
+        The leaves are sealed with params_after once the background hash of
+        the new state is done (at the next step, `leaves` or `end_round`).
+        """
         self._expect("step", step, None)
         t0 = time.perf_counter()
+        log = self._logs[step]
+        # The state before this update: the previous step's hash, done by now
+        # (it ran during this step's passes); it also seals that step's leaves.
+        log.params_before = self.state_hash()
+        self._seal_leaves()
         self._apply_update()
         self.optimizer.zero_grad(set_to_none=True)
-        self._hash_cache = None
-        after = self.state_hash()
-        log = self._logs[step]
-        for mb in range(self.micro_batches):
-            ms = self._micro.pop(mb)
-            self.leaves.append(
-                TraceLeaf(
-                    index=step * self.micro_batches + mb,
-                    step=step,
-                    micro_batch=mb,
-                    params_before=log.params_before,
-                    input=ms.input_hash,
-                    output=ms.output_hash,
-                    grad_in=ms.grad_in,
-                    grad_out=ms.grad_out,
-                    params_after=after,
-                    data_ref=ms.data_ref,
-                    input_attestation=ms.input_attestation,
-                    grad_in_attestation=ms.grad_in_attestation,
-                )
-            )
+        micro = [self._micro.pop(mb) for mb in range(self.micro_batches)]
+        self._unsealed.append((step, log.params_before, micro))
+        self._rehash_in_background()
         if self.is_last:
             self._step_losses.append(self._loss_sum / self.micro_batches)
             self._loss_sum = 0.0
@@ -473,8 +516,13 @@ class StageWorker:
         self._phase, self._next_mb = "forward", 0
         self._compute += time.perf_counter() - t0
 
-    def end_round(self) -> StageRoundResult:
-        """Close the round: the new state, the leaves, their Merkle root and metrics."""
+    def end_round(self, *, with_state: bool = True) -> StageRoundResult:
+        """Close the round: the new state, the leaves, their Merkle root and metrics.
+
+        `with_state=False` leaves `state_bytes` empty: serialising the
+        checkpoint is only worth it when it is published (`state_bytes()`
+        gives it later; the state hash is always there).
+        """
         if self._round is None:
             raise PipelineError(f"stage {self.stage}: no round is open")
         if self._phase != "forward" or self._next_mb != 0:
@@ -487,20 +535,25 @@ class StageWorker:
         if self._step_losses:
             metrics["loss"] = sum(self._step_losses) / len(self._step_losses)
             metrics["loss_last"] = self._step_losses[-1]
+        leaves = list(self.leaves)
         state = self.stage_state()
+        state_bytes = b""
+        if with_state:
+            state_bytes = state_to_bytes(state, content_hash=self.state_hash())
         result = StageRoundResult(
             job_id=self._job_id,
             round=self._round,
             stage=self.stage,
-            state_bytes=state_to_bytes(state, content_hash=self.state_hash()),
+            state_bytes=state_bytes,
             state_hash=self.state_hash(),
-            leaves=list(self.leaves),
-            trace_root=trace_tree(self.leaves).root_hex if self.leaves else ZERO_HASH,
+            leaves=leaves,
+            trace_root=trace_tree(leaves).root_hex if leaves else ZERO_HASH,
             metrics=metrics,
             bytes_sent=self._bytes_sent,
             bytes_received=self._bytes_received,
             data_shards=list(self._shards),
             determinism=self.determinism,
+            step_losses=tuple(self._step_losses),
         )
         self._last_round = {
             "job_id": self._job_id,
@@ -508,7 +561,7 @@ class StageWorker:
             "start": self._round_start,
             "end": state,
             "logs": self._logs,
-            "leaves": list(self.leaves),
+            "leaves": leaves,
         }
         self._round = None
         return result
@@ -526,12 +579,56 @@ class StageWorker:
     # -------------------------------------------------------------- inference
 
     @torch.no_grad()
-    def infer(self, x: torch.Tensor) -> torch.Tensor:
-        """Forward only, no trace, no compression: tokens or hidden states in,
-        hidden states out, or the last position's logits on the last stage."""
+    def infer(self, x: torch.Tensor | Payload, *, all_positions: bool = False) -> Any:
+        """Forward only, no trace, through exactly the codec the model was trained with.
+
+        Stage 0 takes token ids (B, T); other stages the payload the stage
+        before returned. Returns the payload to hand on, or on the last stage
+        the logits of the last position (all positions with `all_positions`).
+        """
         self.module.eval()
-        out = self.module(x.to(self.device))
-        self.module.train()
+        try:
+            if self.is_first:
+                tokens = x.to(torch.int64)
+                h = tokens.to(self.device)
+            else:
+                if not isinstance(x, dict):
+                    raise PipelineError(f"stage {self.stage} infers from a payload, not a tensor")
+                shape = self.codec.payload_shape(x, self.spec.model.seq_len)
+                features, tokens = self.codec.decode_forward(x, shape)
+                h = self.codec.hidden_of(features.to(self.device), tokens)
+            out = self.module(h)
+        finally:
+            self.module.train()
         if self.is_last:
-            return out[:, -1, :].to("cpu", torch.float32)
-        return out.to("cpu")
+            out = out if all_positions else out[:, -1, :]
+            return out.to("cpu", torch.float32)
+        return self.codec.encode_forward(self.codec.features_of(out, tokens), tokens)
+
+    @torch.no_grad()
+    def infer_cached(self, x: torch.Tensor | Payload, cache: Any) -> Any:
+        """`infer` for incremental decoding with a `kvcache.KVCache` (new positions only).
+
+        The same codec at the boundaries as `infer` and training, so cached
+        decoding of a subspace-trained model crosses the same bottleneck.
+        """
+        from agents.training.kvcache import forward_cached
+
+        start = cache.length
+        self.module.eval()
+        try:
+            if self.is_first:
+                tokens = x.to(torch.int64)
+                h = tokens.to(self.device)
+            else:
+                if not isinstance(x, dict):
+                    raise PipelineError(f"stage {self.stage} infers from a payload, not a tensor")
+                shape = self.codec.payload_shape(x, self.spec.model.seq_len)
+                features, tokens = self.codec.decode_forward(x, shape)
+                h = self.codec.hidden_of(features.to(self.device), tokens, start)
+            out = forward_cached(self.module, h, cache)
+        finally:
+            self.module.train()
+        if self.is_last:
+            return out.to("cpu", torch.float32)
+        return self.codec.encode_forward(self.codec.features_of(out, tokens, start), tokens)

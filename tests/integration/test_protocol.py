@@ -120,7 +120,7 @@ def test_provider_killed_mid_round_restarts_and_loses_nothing(net, dataset):
         assert not _events(p, "AuditCourt", "ChallengeOpened", run.job_id)
 
 
-@pytest.mark.parametrize("compression", ["topk"])
+@pytest.mark.parametrize("compression", ["subspace"])
 def test_compressed_boundaries_train_and_audit_clean(net, dataset, compression):
     spec = tiny_spec(dataset, 2, compression=compression)
     with job_running(

@@ -87,7 +87,7 @@ def make_spec(dataset: str, *, num_stages: int = 3, compression: str = "none", *
         model=kw.pop("model", ModelConfig(n_layer=3, n_head=2, d_model=32, seq_len=16)),
         num_stages=num_stages,
         dataset=dataset,
-        compression=CompressionConfig(method=compression, ratio=kw.pop("ratio", 0.1)),
+        compression=CompressionConfig(method=compression, **kw.pop("codec", {})),
         training=kw.pop(
             "training", TrainingConfig(batch_size=4, micro_batches=2, steps_per_round=2)
         ),

@@ -1,0 +1,159 @@
+"""The boundary codec: exact on its subspace, small on the wire, the same in inference."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from pydantic import ValidationError
+
+from agents.spec import CompressionConfig, ModelConfig
+from agents.training.compression import BoundaryCodec, dense_nbytes, subspace_basis
+from agents.training.errors import CompressionError
+from agents.training.hashing import payload_nbytes, tensors_hash
+from agents.training.model import lm_loss
+from agents.training.worker import StageWorker
+
+MODEL = ModelConfig(n_layer=4, n_head=4, d_model=128, seq_len=64)
+
+
+def _codec(**kw) -> BoundaryCodec:
+    return BoundaryCodec(CompressionConfig(method="subspace", **kw), MODEL, seed=3)
+
+
+def test_int8_is_four_times_smaller_and_within_half_a_step():
+    codec = BoundaryCodec(CompressionConfig(method="int8"), MODEL, seed=0)
+    x = torch.randn(2, 8, 128)
+    x[0, 0] = 0.0  # an all-zero row must not divide by zero
+    payload = codec.encode_forward(x, None)
+    y, tokens = codec.decode_forward(payload, (2, 8))
+    assert tokens is None
+    step = x.abs().amax(-1, keepdim=True) / 127
+    assert torch.all((x - y).abs() <= step / 2 + 1e-7)
+    assert torch.equal(y[0, 0], torch.zeros(128))
+    assert payload_nbytes(payload) * 3.5 < dense_nbytes((2, 8, 128))
+
+
+def test_int8_is_the_default_and_topk_is_gone():
+    assert CompressionConfig().method == "int8"
+    with pytest.raises(ValidationError):
+        CompressionConfig(method="topk")
+    with pytest.raises(ValidationError, match="whole bytes"):
+        CompressionConfig(method="subspace", rank=3, bits=4)
+
+
+def test_basis_is_orthonormal_and_fixed_by_the_seed():
+    u = subspace_basis(128, 8, seed=3)
+    assert torch.allclose(u.T @ u, torch.eye(8), atol=1e-6)
+    assert torch.equal(u, subspace_basis(128, 8, seed=3))
+    assert not torch.equal(u, subspace_basis(128, 8, seed=4))
+
+
+@pytest.mark.parametrize("scale", ["channel", "position"])
+@pytest.mark.parametrize("bits", [2, 4, 8])
+def test_encode_decode_is_exact_on_the_subspace(scale, bits):
+    codec = _codec(rank=8, bits=bits, scale=scale)
+    tokens = torch.randint(0, 256, (4, 64))
+    # A hidden state on the subspace around the anchor: its coordinates come back.
+    coords = torch.randn(4, 64, 8)
+    hidden = codec.hidden_of(coords, tokens)
+    assert torch.allclose(codec.features_of(hidden, tokens), coords, atol=1e-5)
+    # What the receiver rebuilds re-encodes to the very same codes: the codec
+    # loses nothing of a state that is already on its grid.
+    sent = codec.encode_forward(codec.features_of(hidden, tokens), tokens)
+    features, got_tokens = codec.decode_forward(sent, (4, 64))
+    assert torch.equal(got_tokens, tokens)
+    rebuilt = codec.hidden_of(features, got_tokens)
+    again = codec.encode_forward(codec.features_of(rebuilt, got_tokens), got_tokens)
+    assert torch.equal(again["q"], sent["q"])
+    assert torch.equal(again["tokens"], sent["tokens"])
+    assert torch.allclose(again["scale"].float(), sent["scale"].float(), rtol=1e-5)
+    twice, _ = codec.decode_forward(again, (4, 64))
+    assert torch.allclose(twice, features, rtol=1e-5, atol=1e-6)
+    # Quantisation error is within half a step of the scale.
+    step = sent["scale"].float()
+    assert torch.all((features - coords).abs() <= step / 2 * (1 + 1e-5) + 1e-7)
+
+
+def test_backward_sends_the_projected_gradient():
+    codec = _codec(rank=8, grad_bits=8, stochastic_grad=False)
+    tokens = torch.randint(0, 256, (2, 64))
+    leaf = torch.randn(2, 64, 8, requires_grad=True)
+    g = torch.randn(2, 64, 128)
+    codec.hidden_of(leaf, tokens).backward(g)
+    assert torch.allclose(leaf.grad, g @ codec.basis, atol=1e-5)  # U^T g, exactly
+    sent = codec.encode_backward(leaf.grad)
+    assert set(sent) == {"q", "scale"}
+    back = codec.decode_backward(sent, (2, 64))
+    assert torch.allclose(back, leaf.grad, atol=float(sent["scale"].max()))
+
+
+def test_stochastic_rounding_is_seeded_and_unbiased():
+    codec = _codec(rank=8, grad_bits=2)
+    g = torch.randn(2, 64, 8)
+    a = codec.encode_backward(g, "step-1")
+    assert torch.equal(a["q"], codec.encode_backward(g, "step-1")["q"])
+    assert not torch.equal(a["q"], codec.encode_backward(g, "step-2")["q"])
+    mean = torch.stack(
+        [codec.decode_backward(codec.encode_backward(g, f"k{i}"), (2, 64)) for i in range(400)]
+    ).mean(0)
+    scale = a["scale"]
+    # Each draw is off by up to one step; the mean of 400 is unbiased (+-4 sigma).
+    assert torch.all((mean - g).abs() <= 4 * scale / (2 * 400**0.5) + 1e-6)
+    with pytest.raises(CompressionError, match="key"):
+        codec.encode_backward(g)
+
+
+def test_rank_8_int4_is_over_100x_both_ways():
+    codec = _codec(rank=8, bits=4, grad_bits=4)
+    tokens = torch.randint(0, 256, (4, 64))
+    fwd = codec.encode_forward(torch.randn(4, 64, 8), tokens)
+    bwd = codec.encode_backward(torch.randn(4, 64, 8), "k")
+    dense = 2 * dense_nbytes((4, 64, 128))
+    assert dense / (payload_nbytes(fwd) + payload_nbytes(bwd)) > 100
+
+
+def test_malformed_payloads_are_compression_errors():
+    codec = _codec(rank=8)
+    tokens = torch.randint(0, 256, (2, 16))
+    good = codec.encode_forward(torch.randn(2, 16, 8), tokens)
+    cases = {
+        "keys": {k: v for k, v in good.items() if k != "tokens"},
+        "codes": dict(good, q=good["q"].to(torch.int8)),
+        "scale": dict(good, scale=good["scale"][:4]),
+        "finite": dict(good, scale=torch.full((8,), float("nan"))),
+        "tokens": dict(good, tokens=tokens[:, :8].to(torch.uint8)),
+    }
+    for what, bad in cases.items():
+        with pytest.raises(CompressionError):
+            codec.decode_forward(bad, (2, 16))
+        assert what
+    with pytest.raises(CompressionError, match="expected"):
+        codec.decode_forward(good, (2, 17))
+    with pytest.raises(CompressionError, match="keys"):
+        BoundaryCodec(CompressionConfig(method="none"), MODEL, 3).decode_forward(good, (2, 16))
+
+
+def test_inference_runs_the_codec_training_ran(spec_factory, store):
+    """Training's forward and inference agree bitwise: same payloads, same loss."""
+    spec = spec_factory(compression="subspace", codec={"rank": 8})
+    workers = [StageWorker(spec, s, store=store) for s in range(spec.num_stages)]
+    for w in workers:
+        w.begin_round(job_id=1, round=0)
+    batch = workers[0]._data_source().micro_batch(1, 0, 0, 0)
+    x, sent = None, []
+    for w in workers:
+        x = w.forward(0, 0, x, batch=batch if (w.is_first or w.is_last) else None)
+        if isinstance(x, dict):
+            sent.append(tensors_hash(x))
+    train_loss = x
+    y, inferred = batch.tokens, []
+    for w in workers:
+        y = w.infer(y, all_positions=True)
+        if isinstance(y, dict):
+            inferred.append(tensors_hash(y))
+    assert inferred == sent
+    assert float(lm_loss(y, batch.targets)) == train_loss
+    # A model trained through the bottleneck is served through it: dense
+    # hidden states are refused by a downstream stage.
+    with pytest.raises(Exception, match="payload"):
+        workers[1].infer(torch.randn(1, 4, spec.model.d_model))
