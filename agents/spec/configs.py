@@ -73,6 +73,10 @@ class CompressionConfig(_Strict):
     grad_bits: Literal[2, 4, 8] = 4
     stochastic_grad: bool = True
     scale: Literal["channel", "position"] = "channel"
+    # Gradient scales: at most `grad_clip` x the channel's RMS (0: absmax).
+    # Activation gradients are heavy-tailed across positions; an absmax scale
+    # would round most of them to zero. Entries past the clip are clamped.
+    grad_clip: float = Field(0.0, ge=0.0)
 
     @model_validator(mode="after")
     def _packs_into_bytes(self) -> CompressionConfig:

@@ -37,12 +37,15 @@ import hashlib
 import math
 
 import torch
+import torch.nn.functional as F
 
 from agents.spec import CompressionConfig, ModelConfig
 from agents.training.errors import CompressionError
 from agents.training.model import Embedding, part_seed
 
 Payload = dict[str, torch.Tensor]
+
+_TINY = torch.finfo(torch.float32).tiny
 
 _FORWARD_KEYS = {"none": {"x"}, "int8": {"q", "scale"}, "subspace": {"q", "scale", "tokens"}}
 _BACKWARD_KEYS = {"none": {"x"}, "int8": {"q", "scale"}, "subspace": {"q", "scale"}}
@@ -77,43 +80,48 @@ def _qmax(bits: int) -> int:
 
 
 def _quantise(
-    x: torch.Tensor, bits: int, per: str, gen: torch.Generator | None
+    x: torch.Tensor, bits: int, per: str, gen: torch.Generator | None, clip: float = 0.0
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Symmetric quantisation of x (..., k): (packed uint8 codes, scale)."""
+    """Symmetric quantisation of x (..., k): (packed uint8 codes, scale).
+
+    `clip` > 0 caps the per-channel range at clip x the channel's RMS."""
     qmax = _qmax(bits)
     if per == "channel":
-        scale = x.abs().reshape(-1, x.shape[-1]).amax(dim=0) / qmax
+        dims = tuple(range(x.dim() - 1))
+        top = x.abs().amax(dim=dims)
+        if clip > 0:
+            top = torch.minimum(top, x.square().mean(dim=dims).sqrt_().mul_(clip))
+        scale = top / qmax
     else:
         # The scale travels as float16. Nearest rounding may leave the largest
         # entry a hair past qmax; the clamp below absorbs it (at most 2^-11 of
         # a step), and a state already on the grid re-encodes to itself.
         scale = (x.abs().amax(dim=-1, keepdim=True) / qmax).to(torch.float16).to(torch.float32)
-    safe = torch.where(scale > 0, scale, torch.ones_like(scale))
-    v = x / safe
+    # An all-zero channel has scale 0: dividing by the tiniest float keeps it 0.
+    v = x / scale.clamp(min=_TINY)
     if gen is None:
-        q = torch.round(v)
+        q = v.round_()
     else:
-        q = torch.floor(v + torch.rand(v.shape, generator=gen, dtype=v.dtype))
-    q = q.clamp_(-qmax, qmax).to(torch.int16) + (qmax + 1)
-    codes = q.to(torch.uint8)
+        q = v.add_(torch.rand(v.shape, generator=gen, dtype=v.dtype)).floor_()
+    codes = q.clamp_(-qmax, qmax).add_(qmax + 1).to(torch.uint8)
     if per == "position":
         scale = scale.to(torch.float16)
     return _pack(codes, bits), scale.contiguous()
 
 
 def _dequantise(packed: torch.Tensor, scale: torch.Tensor, bits: int, k: int) -> torch.Tensor:
-    codes = _unpack(packed, bits, k)
-    return (codes.to(torch.float32) - float(_qmax(bits) + 1)) * scale.to(torch.float32)
+    codes = _unpack(packed, bits, k).to(torch.float32)
+    return codes.sub_(float(_qmax(bits) + 1)).mul_(scale.to(torch.float32))
 
 
 def _pack(codes: torch.Tensor, bits: int) -> torch.Tensor:
+    """Little-end-first packing: code j of a byte sits at bits [bits*j, bits*(j+1))."""
     per_byte = 8 // bits
     if per_byte == 1:
         return codes.contiguous()
-    c = codes.reshape(*codes.shape[:-1], codes.shape[-1] // per_byte, per_byte)
-    out = torch.zeros(c.shape[:-1], dtype=torch.uint8)
-    for j in range(per_byte):
-        out |= c[..., j] << (bits * j)
+    out = codes[..., 0::per_byte].clone()
+    for j in range(1, per_byte):
+        out |= codes[..., j::per_byte] << (bits * j)
     return out.contiguous()
 
 
@@ -122,7 +130,7 @@ def _unpack(packed: torch.Tensor, bits: int, k: int) -> torch.Tensor:
     if per_byte == 1:
         return packed
     mask = (1 << bits) - 1
-    parts = [(packed >> (bits * j)) & mask for j in range(per_byte)]
+    parts = [packed & mask] + [(packed >> (bits * j)) & mask for j in range(1, per_byte)]
     return torch.stack(parts, dim=-1).reshape(*packed.shape[:-1], k)
 
 
@@ -169,7 +177,7 @@ class BoundaryCodec:
 
     def anchor(self, tokens: torch.Tensor) -> torch.Tensor:
         """The fixed high-rank part A(tokens): seeded token + position embedding (B, T, d)."""
-        return self._anchor_tok[tokens] + self._anchor_pos[: tokens.shape[1]]
+        return F.embedding(tokens, self._anchor_tok) + self._anchor_pos[: tokens.shape[1]]
 
     # Differentiable maps between a stage's hidden state and the features.
 
@@ -215,7 +223,7 @@ class BoundaryCodec:
             if key is None:
                 raise CompressionError("stochastic rounding needs a key")
             gen = stochastic_generator(key)
-        q, scale = _quantise(g, self.cfg.grad_bits, self.cfg.scale, gen)
+        q, scale = _quantise(g, self.cfg.grad_bits, self.cfg.scale, gen, self.cfg.grad_clip)
         return {"q": q, "scale": scale}
 
     def payload_shape(self, payload: Payload, seq_len: int) -> tuple[int, int]:

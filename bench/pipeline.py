@@ -1,0 +1,484 @@
+"""Pipeline reference run: boundary compression vs loss gap, step time, bitwise replay.
+
+    nice -n 10 python bench/pipeline.py                # the reference run (see defaults)
+    python bench/pipeline.py --steps 100 --seeds 0     # a quick look while tuning
+    python bench/pipeline.py --settings none subspace-r8-b4 --no-ray
+
+The model (4 layers of d_model 128, one per stage, 4 stages, seq_len 64,
+batch 8 in 2 micro-batches) trains for --steps steps on the demo corpus
+(Python's standard library), once per seed and setting, through the real
+in-process pipeline (StageWorkers with traces and the codec of the setting),
+and once per seed in one process (the baseline). Loss is measured on
+held-out files (every 10th document of the corpus, never trained on), the
+compressed models through exactly the codec they were trained with.
+
+Printed, one `name value` line each:
+  bytes_per_step_uncompressed / bytes_per_step_compressed / compression_ratio
+      all boundaries, forward + backward, per optimizer step (main setting)
+  loss_baseline, loss_pipeline_uncompressed, loss_pipeline_compressed
+      held-out loss after the last step, mean over seeds
+  loss_gap / loss_gap_worst_seed
+      (compressed - uncompressed) / uncompressed at equal steps, same seed
+  step_time_pipeline_s / step_time_single_process_s / step_time_ratio
+      in-process pipeline (1 thread, main setting) vs one process (1 thread),
+      interleaved rounds, median
+  step_time_ray_pipeline_s / step_time_single_process_ray_threads_s / step_time_ray_ratio
+      4 Ray actors x 1 thread vs one process with min(4, cores) threads
+  replay_bitwise   every leaf of a published round of the main setting,
+      replayed from its audit bundle in a fresh worker, matches bitwise
+then a table of ratio vs loss gap per setting, and loss.png of the curves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from agents.lineage.documents import DatasetManifest, ShardRef  # noqa: E402
+from agents.spec import (  # noqa: E402
+    CompressionConfig,
+    DeterminismConfig,
+    JobSpec,
+    ModelConfig,
+    TrainingConfig,
+)
+
+# name -> CompressionConfig fields. The first compressed one named is the main setting.
+SETTINGS: dict[str, dict] = {
+    "none": {"method": "none"},
+    "int8": {"method": "int8"},
+    "subspace-r8-b4": {"method": "subspace", "rank": 8, "bits": 4, "grad_bits": 4},
+    "subspace-r6-b4": {"method": "subspace", "rank": 6, "bits": 4, "grad_bits": 4},
+    "subspace-r16-b4": {"method": "subspace", "rank": 16, "bits": 4, "grad_bits": 4},
+    "subspace-r8-b4-pos": {
+        "method": "subspace",
+        "rank": 8,
+        "bits": 4,
+        "grad_bits": 4,
+        "scale": "position",
+    },
+    "subspace-r8-b4-clip3": {
+        "method": "subspace",
+        "rank": 8,
+        "bits": 4,
+        "grad_bits": 4,
+        "grad_clip": 3.0,
+    },
+    "subspace-r12-b4-g2-clip3": {
+        "method": "subspace",
+        "rank": 12,
+        "bits": 4,
+        "grad_bits": 2,
+        "grad_clip": 3.0,
+    },
+    "subspace-r8-b4-nearest": {
+        "method": "subspace",
+        "rank": 8,
+        "bits": 4,
+        "grad_bits": 4,
+        "stochastic_grad": False,
+    },
+}
+DEFAULT_SETTINGS = ["none", "subspace-r8-b4-clip3", "subspace-r8-b4"]
+JOB = 1
+
+
+# ------------------------------------------------------------------- data
+
+
+def _corpus(store) -> tuple[str, bytes]:
+    """The demo corpus as a training dataset (CID) and held-out bytes (every 10th file)."""
+    from agents.lineage import demo_corpus_path
+    from agents.lineage.datasets import iter_documents
+
+    docs = [d.encode() + b"\n" for d in iter_documents(demo_corpus_path())]
+    train = b"".join(d for i, d in enumerate(docs) if i % 10 != 9)
+    held = b"".join(d for i, d in enumerate(docs) if i % 10 == 9)
+    shards, size = [], 256 * 1024
+    for i in range(0, len(train), size):
+        part = train[i : i + size]
+        cid = store.add_bytes(part)
+        shards.append(ShardRef(cid=cid, size=len(part), tokens=len(part), name=f"train{i}"))
+    manifest = DatasetManifest(
+        name="demo-corpus-train",
+        source="CPython standard library (agents.lineage.DEMO_MODULES), 9 of every 10 files",
+        license="PSF-2.0",
+        shards=shards,
+        total_tokens=len(train),
+    )
+    return store.put_json(manifest.model_dump(mode="json")), held
+
+
+def _eval_windows(held: bytes, seq_len: int, count: int) -> torch.Tensor:
+    """`count` evenly spaced windows of seq_len + 1 held-out bytes."""
+    stride = (len(held) - seq_len - 1) // count
+    rows = [held[i * stride : i * stride + seq_len + 1] for i in range(count)]
+    return torch.tensor([list(r) for r in rows], dtype=torch.int64)
+
+
+# ------------------------------------------------------------------- runs
+
+
+def _spec(
+    args, dataset: str, setting: str, seed: int, threads: int = 1, batch_size: int = 0
+) -> JobSpec:
+    return JobSpec(
+        name=f"bench-{setting}",
+        model=ModelConfig(
+            n_layer=args.layers, n_head=args.heads, d_model=args.d_model, seq_len=args.seq_len
+        ),
+        num_stages=args.stages,
+        dataset=dataset,
+        compression=CompressionConfig(**SETTINGS[setting]),
+        training=TrainingConfig(
+            batch_size=batch_size or args.batch_size,
+            micro_batches=args.micro_batches,
+            steps_per_round=args.steps_per_round,
+        ),
+        determinism=DeterminismConfig(seed=seed, num_threads=threads),
+    )
+
+
+@torch.no_grad()
+def _eval_pipeline(workers, windows: torch.Tensor, batch: int = 32) -> float:
+    from agents.training.model import lm_loss
+
+    total = 0.0
+    for i in range(0, len(windows), batch):
+        rows = windows[i : i + batch]
+        x = rows[:, :-1]
+        for w in workers:
+            x = w.infer(x, all_positions=True)
+        total += float(lm_loss(x, rows[:, 1:])) * len(rows)
+    return total / len(windows)
+
+
+@torch.no_grad()
+def _eval_model(model, windows: torch.Tensor, batch: int = 32) -> float:
+    model.eval()
+    total = 0.0
+    for i in range(0, len(windows), batch):
+        rows = windows[i : i + batch]
+        _, loss = model(rows[:, :-1], rows[:, 1:])
+        total += float(loss) * len(rows)
+    model.train()
+    return total / len(windows)
+
+
+def _train_pipeline(spec: JobSpec, store, rounds: int, windows, eval_every: int):
+    """Train through the in-process pipeline; (train losses, [(step, held-out loss)], workers,
+    last results, bytes per step, seconds per step)."""
+    from agents.training.pipeline import InProcessPipeline
+    from agents.training.worker import StageWorker
+
+    workers = [StageWorker(spec, s, store=store) for s in range(spec.num_stages)]
+    pipe = InProcessPipeline(workers)
+    losses, evals, seconds = [], [], 0.0
+    results = None
+    for r in range(rounds):
+        last = r == rounds - 1
+        t0 = time.perf_counter()
+        results = pipe.train_round(JOB, r, with_state=last)
+        seconds += time.perf_counter() - t0
+        losses.extend(results[-1].step_losses)
+        if last or (eval_every and (r + 1) % eval_every == 0):
+            evals.append((len(losses), _eval_pipeline(workers, windows)))
+    steps = len(losses)
+    per_step = sum(res.bytes_sent for res in results) / spec.training.steps_per_round
+    return losses, evals, workers, results, per_step, seconds / steps
+
+
+def _replay_bitwise(spec: JobSpec, store, workers, results) -> bool:
+    """Replay every leaf of the last round of every stage from its audit bundle."""
+    from agents.training.audit import replay_leaves
+
+    spec_cid = store.put_json(spec.model_dump(mode="json"))
+    ok = True
+    for w, res in zip(workers, results, strict=True):
+        record = res.to_record(
+            provider="0x" + "11" * 20,
+            spec=spec_cid,
+            new_checkpoint=store.add_bytes(res.state_bytes),
+        )
+        leaves = list(range(len(res.leaves)))
+        bundle = w.make_audit_bundle(leaves)
+        verdicts = replay_leaves(store, bundle, leaves, record=record)
+        ok &= all(v.match for v in verdicts.values())
+    return ok
+
+
+# ----------------------------------------------------------------- timing
+
+
+def _time_single(spec: JobSpec, store, steps: int) -> float:
+    from agents.training.baseline import train_baseline
+
+    run = train_baseline(spec, store, job_id=JOB, rounds=steps // spec.training.steps_per_round)
+    return run.seconds / len(run.losses)
+
+
+def _time_in_process(spec: JobSpec, store, reps: int) -> tuple[float, float]:
+    """Median s/step of alternating rounds: (in-process pipeline, one process)."""
+    from agents.training.pipeline import InProcessPipeline
+    from agents.training.worker import StageWorker
+
+    pipe = InProcessPipeline([StageWorker(spec, s, store=store) for s in range(spec.num_stages)])
+    pipe.train_round(JOB, 0)  # warm-up
+    n = spec.training.steps_per_round
+    single_spec = spec.model_copy(update={"compression": CompressionConfig(method="none")})
+    _time_single(single_spec, store, n)  # warm-up
+    pipe_t, single_t = [], []
+    for r in range(1, reps + 1):
+        t0 = time.perf_counter()
+        pipe.train_round(JOB, r)  # publishes its checkpoint, as a provider does
+        pipe_t.append((time.perf_counter() - t0) / n)
+        single_t.append(_time_single(single_spec, store, n))
+    return statistics.median(pipe_t), statistics.median(single_t)
+
+
+def _time_ray(spec: JobSpec, store, store_dir: Path, reps: int) -> tuple[float, float, int]:
+    """Median s/step: (Ray pipeline, one process with the same threads capped at cores)."""
+    import ray
+
+    from agents.training.pipeline import RayPipeline, StageActor
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    cores = os.cpu_count() or 1
+    ray.init(
+        address="local",
+        num_cpus=cores,
+        include_dashboard=False,
+        object_store_memory=200 * 2**20,
+        log_to_driver=False,
+        _system_config={"enable_worker_prestart": False},
+    )
+    n = spec.training.steps_per_round
+    threads = min(spec.num_stages, cores)
+    single_spec = spec.model_copy(
+        update={
+            "compression": CompressionConfig(method="none"),
+            "determinism": spec.determinism.model_copy(update={"num_threads": threads}),
+        }
+    )
+    try:
+        actors = [StageActor.remote(spec, s, store=str(store_dir)) for s in range(spec.num_stages)]
+        pipe = RayPipeline(actors)
+        pipe.train_round(JOB, 0, with_state=False)  # warm-up
+        _time_single(single_spec, store, n)
+        ray_t, single_t = [], []
+        for r in range(1, reps + 1):
+            t0 = time.perf_counter()
+            pipe.train_round(JOB, r, with_state=False)  # the state stays with its stage
+            ray_t.append((time.perf_counter() - t0) / n)
+            single_t.append(_time_single(single_spec, store, n))
+        for a in actors:
+            ray.kill(a)
+    finally:
+        ray.shutdown()
+        torch.set_num_threads(1)
+    return statistics.median(ray_t), statistics.median(single_t), threads
+
+
+# ------------------------------------------------------------------- main
+
+
+def _plot(path: Path, curves: dict[str, list[list[float]]], evals: dict) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print(f"# matplotlib is not installed: no {path}")
+        return
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 4.5))
+    k = 20
+    for name, runs in curves.items():
+        mean = [statistics.fmean(v) for v in zip(*runs, strict=True)]
+        smooth = [statistics.fmean(mean[max(0, i - k + 1) : i + 1]) for i in range(len(mean))]
+        ax.plot(range(1, len(smooth) + 1), smooth, label=name)
+        pts = evals.get(name)
+        if pts:
+            steps = [s for s, _ in pts[0]]
+            vals = [statistics.fmean(p[i][1] for p in pts) for i in range(len(steps))]
+            bx.plot(steps, vals, marker="o", label=name)
+    ax.set(xlabel="step", ylabel=f"train loss (nats, mean of seeds, {k}-step mean)")
+    bx.set(xlabel="step", ylabel="held-out loss (nats, mean of seeds)")
+    ax.legend()
+    bx.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the reference run and print its figures; exit 1 if a target is missed."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=500)
+    p.add_argument("--steps-per-round", type=int, default=50)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--settings", nargs="+", default=DEFAULT_SETTINGS, choices=sorted(SETTINGS))
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--d-model", type=int, default=128)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--seq-len", type=int, default=64)
+    p.add_argument("--stages", type=int, default=4)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--micro-batches", type=int, default=2)
+    p.add_argument("--eval-windows", type=int, default=256)
+    p.add_argument("--eval-every", type=int, default=2, help="rounds between held-out evals")
+    p.add_argument("--timing-reps", type=int, default=3)
+    p.add_argument(
+        "--timing-batch-size",
+        type=int,
+        default=32,
+        help="batch of the step-time comparison (micro-batches big enough to amortise calls)",
+    )
+    p.add_argument("--timing-steps-per-round", type=int, default=10)
+    p.add_argument("--no-ray", action="store_true")
+    p.add_argument("--out", type=Path, default=ROOT / "bench-out")
+    args = p.parse_args(argv)
+    if args.steps % args.steps_per_round:
+        p.error("--steps must be a multiple of --steps-per-round")
+    if "none" not in args.settings:
+        args.settings = ["none", *args.settings]
+    compressed = [s for s in args.settings if s != "none"]
+    main_setting = next((s for s in compressed if s.startswith("subspace")), compressed[0])
+    rounds = args.steps // args.steps_per_round
+    args.out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(1)
+
+    from agents.storage import open_store
+    from agents.training.baseline import train_baseline
+
+    t_start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="tessera-bench-") as tmp:
+        store_dir = Path(tmp) / "store"
+        store = open_store(store_dir)
+        dataset, held = _corpus(store)
+        windows = _eval_windows(held, args.seq_len, args.eval_windows)
+        probe = _spec(args, dataset, "none", 0)
+        cfg = probe.model
+        print(
+            f"# model: {cfg.n_layer} layers, d_model {cfg.d_model}, {cfg.n_head} heads, "
+            f"seq_len {cfg.seq_len}; {probe.num_stages} stages; batch "
+            f"{probe.training.batch_size} in {probe.training.micro_batches} micro-batches; "
+            f"{args.steps} steps; seeds {args.seeds}; held-out {len(held):,} bytes, "
+            f"{len(windows)} windows; main setting {main_setting}",
+            flush=True,
+        )
+        base_losses = []
+        for seed in args.seeds:
+            spec = _spec(args, dataset, "none", seed)
+            run = train_baseline(spec, store, job_id=JOB, rounds=rounds)
+            base_losses.append(_eval_model(run.model, windows))
+            print(f"# baseline seed {seed}: held-out {base_losses[-1]:.4f}", flush=True)
+
+        final: dict[str, dict[int, float]] = {}
+        curves: dict[str, list[list[float]]] = {}
+        evals: dict[str, list] = {}
+        nbytes: dict[str, float] = {}
+        replay_ok = None
+        for setting in args.settings:
+            for seed in args.seeds:
+                spec = _spec(args, dataset, setting, seed)
+                losses, ev, workers, results, per_step, sps = _train_pipeline(
+                    spec, store, rounds, windows, args.eval_every
+                )
+                final.setdefault(setting, {})[seed] = ev[-1][1]
+                curves.setdefault(setting, []).append(losses)
+                evals.setdefault(setting, []).append(ev)
+                nbytes[setting] = per_step
+                print(
+                    f"# {setting} seed {seed}: held-out {ev[-1][1]:.4f}, "
+                    f"{per_step:,.0f} B/step, {sps:.3f} s/step",
+                    flush=True,
+                )
+                if setting == main_setting and replay_ok is None:
+                    replay_ok = _replay_bitwise(spec, store, workers, results)
+                del workers, results
+
+        args.steps_per_round = args.timing_steps_per_round
+        timing_spec = _spec(
+            args, dataset, main_setting, args.seeds[0], batch_size=args.timing_batch_size
+        )
+        print(
+            f"# step time: batch {timing_spec.training.batch_size} in "
+            f"{timing_spec.training.micro_batches} micro-batches, rounds of "
+            f"{timing_spec.training.steps_per_round} steps, {args.timing_reps} interleaved reps",
+            flush=True,
+        )
+        pipe_s, single_s = _time_in_process(timing_spec, store, args.timing_reps)
+        ray_line = None
+        if not args.no_ray:
+            try:
+                ray_line = _time_ray(timing_spec, store, store_dir, args.timing_reps)
+            except ImportError:
+                print("# ray is not installed: no Ray timing")
+
+    def gaps(setting: str) -> list[float]:
+        return [(final[setting][s] - final["none"][s]) / final["none"][s] for s in args.seeds]
+
+    main_gaps = gaps(main_setting)
+    ratio = nbytes["none"] / nbytes[main_setting]
+    lines = [
+        ("bytes_per_step_uncompressed", f"{nbytes['none']:.0f}"),
+        ("bytes_per_step_compressed", f"{nbytes[main_setting]:.0f}"),
+        ("compression_ratio", f"{ratio:.1f}"),
+        ("loss_baseline", f"{statistics.fmean(base_losses):.4f}"),
+        ("loss_pipeline_uncompressed", f"{statistics.fmean(final['none'].values()):.4f}"),
+        ("loss_pipeline_compressed", f"{statistics.fmean(final[main_setting].values()):.4f}"),
+        ("loss_gap", f"{statistics.fmean(main_gaps):.4f}"),
+        ("loss_gap_worst_seed", f"{max(main_gaps):.4f}"),
+        ("step_time_pipeline_s", f"{pipe_s:.4f}"),
+        ("step_time_single_process_s", f"{single_s:.4f}"),
+        ("step_time_ratio", f"{pipe_s / single_s:.3f}"),
+    ]
+    if ray_line is not None:
+        ray_s, single_ray_s, threads = ray_line
+        lines += [
+            ("step_time_ray_pipeline_s", f"{ray_s:.4f}"),
+            (f"step_time_single_process_{threads}threads_s", f"{single_ray_s:.4f}"),
+            ("step_time_ray_ratio", f"{ray_s / single_ray_s:.3f}"),
+        ]
+    lines.append(("replay_bitwise", "ok" if replay_ok else "fail"))
+    for name, value in lines:
+        print(f"{name} {value}")
+
+    print(
+        f"\n{'setting':<24}{'bytes/step':>12}{'ratio':>9}{'held-out':>10}{'gap mean':>10}"
+        f"{'gap worst':>11}"
+    )
+    for setting in args.settings:
+        g = gaps(setting)
+        print(
+            f"{setting:<24}{nbytes[setting]:>12,.0f}{nbytes['none'] / nbytes[setting]:>8.1f}x"
+            f"{statistics.fmean(final[setting].values()):>10.4f}"
+            f"{statistics.fmean(g):>+10.4f}{max(g):>+11.4f}"
+        )
+    _plot(args.out / "loss.png", curves, evals)
+    print(f"\n# loss curves: {args.out / 'loss.png'}; {time.perf_counter() - t_start:.0f} s in all")
+    met = (
+        ratio >= 100
+        and statistics.fmean(main_gaps) <= 0.03
+        and max(main_gaps) <= 0.05
+        and pipe_s / single_s <= 1.2
+        and (ray_line is None or ray_line[0] / ray_line[1] <= 1.2)
+        and replay_ok
+    )
+    print(f"# targets {'met' if met else 'NOT met'}")
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
