@@ -28,7 +28,11 @@ quantised and whose gradient travels back.
   bits. No error-feedback state anywhere.
 
 Rounding of forward features is round-to-nearest, so inference (which has
-no seed) computes exactly what training computed.
+no seed) computes exactly what training computed for the same payload. A
+per-channel scale is shared by the positions sent together: decoding one
+position at a time (KV cache) quantises it against its own range, not the
+training micro-batch's; per-position scales make every position's codes
+independent of the others, so cached, full-window and training agree.
 """
 
 from __future__ import annotations
@@ -175,23 +179,30 @@ class BoundaryCodec:
             self._anchor_pos = self._anchor_pos.to(device)
         return self
 
-    def anchor(self, tokens: torch.Tensor) -> torch.Tensor:
-        """The fixed high-rank part A(tokens): seeded token + position embedding (B, T, d)."""
-        return F.embedding(tokens, self._anchor_tok) + self._anchor_pos[: tokens.shape[1]]
+    def anchor(self, tokens: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """The fixed high-rank part A(tokens): seeded token + position embedding (B, T, d).
+
+        `start` is the position of the first token (cached decoding)."""
+        pos = self._anchor_pos[start : start + tokens.shape[1]]
+        return F.embedding(tokens, self._anchor_tok) + pos
 
     # Differentiable maps between a stage's hidden state and the features.
 
-    def features_of(self, hidden: torch.Tensor, tokens: torch.Tensor | None) -> torch.Tensor:
+    def features_of(
+        self, hidden: torch.Tensor, tokens: torch.Tensor | None, start: int = 0
+    ) -> torch.Tensor:
         """Sender side: hidden state (B, T, d) -> features (autograd flows through)."""
         if not self.subspace:
             return hidden
-        return (hidden - self.anchor(tokens.to(hidden.device))) @ self.basis
+        return (hidden - self.anchor(tokens.to(hidden.device), start)) @ self.basis
 
-    def hidden_of(self, features: torch.Tensor, tokens: torch.Tensor | None) -> torch.Tensor:
+    def hidden_of(
+        self, features: torch.Tensor, tokens: torch.Tensor | None, start: int = 0
+    ) -> torch.Tensor:
         """Receiver side: features -> hidden state (B, T, d) (autograd flows through)."""
         if not self.subspace:
             return features
-        return self.anchor(tokens.to(features.device)) + features @ self.basis.T
+        return self.anchor(tokens.to(features.device), start) + features @ self.basis.T
 
     # Wire formats.
 

@@ -8,7 +8,16 @@ from safetensors.torch import save as st_save
 
 from agents.transport.frames import FrameError
 
-_DTYPES = {torch.float32, torch.int8, torch.int64, torch.int32, torch.float16, torch.bfloat16}
+# uint8: the subspace codec's packed codes and token bytes.
+_DTYPES = {
+    torch.float32,
+    torch.int8,
+    torch.uint8,
+    torch.int64,
+    torch.int32,
+    torch.float16,
+    torch.bfloat16,
+}
 
 
 def payload_to_bytes(payload: dict[str, torch.Tensor]) -> bytes:

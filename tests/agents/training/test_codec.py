@@ -157,3 +157,32 @@ def test_inference_runs_the_codec_training_ran(spec_factory, store):
     # hidden states are refused by a downstream stage.
     with pytest.raises(Exception, match="payload"):
         workers[1].infer(torch.randn(1, 4, spec.model.d_model))
+
+
+def test_cached_decoding_crosses_the_same_codec(spec_factory, store):
+    """KV-cached decoding through the workers equals the full-window inference.
+
+    With per-position scales each position's codes depend on that position
+    alone, so one position at a time crosses the bottleneck exactly as in a
+    full window (per-channel scales are shared by the positions sent together).
+    """
+    from agents.training.kvcache import KVCache
+
+    spec = spec_factory(compression="subspace", codec={"rank": 8, "scale": "position"})
+    workers = [StageWorker(spec, s, store=store) for s in range(spec.num_stages)]
+    ids = torch.randint(0, 256, (1, 12), generator=torch.Generator().manual_seed(1))
+    caches = [KVCache() for _ in workers]
+
+    def cached(chunk):
+        y = chunk
+        for w, c in zip(workers, caches, strict=True):
+            y = w.infer_cached(y, c)
+        return y
+
+    out = cached(ids[:, :8])
+    for i in range(8, 12):
+        full = ids[:, :i]
+        for w in workers:
+            full = w.infer(full)
+        assert torch.allclose(out, full, atol=1e-4), i
+        out = cached(ids[:, i : i + 1])
