@@ -200,20 +200,29 @@ def _train_pipeline(spec: JobSpec, store, rounds: int, windows, eval_every: int)
 
 def _replay_bitwise(spec: JobSpec, store, workers, results) -> bool:
     """Replay every leaf of the last round of every stage from its audit bundle."""
-    from agents.training.audit import replay_leaves
+    from agents.training.audit import ChainBinding, replay_leaves, spec_cid
 
-    spec_cid = store.put_json(spec.model_dump(mode="json"))
+    spec_id = spec_cid(store, spec)
     ok = True
     for w, res in zip(workers, results, strict=True):
+        provider = "0x" + f"{res.stage + 1:040x}"
         record = res.to_record(
-            provider="0x" + "11" * 20,
-            spec=spec_cid,
+            provider=provider,
+            spec=spec_id,
             new_checkpoint=store.add_bytes(res.state_bytes),
+        )
+        binding = ChainBinding(
+            job_id=res.job_id,
+            round=res.round,
+            stage=res.stage,
+            spec_cid=spec_id,
+            provider=provider,
+            trace_root=res.trace_root,
         )
         leaves = list(range(len(res.leaves)))
         bundle = w.make_audit_bundle(leaves)
-        verdicts = replay_leaves(store, bundle, leaves, record=record)
-        ok &= all(v.match for v in verdicts.values())
+        verdicts = replay_leaves(store, bundle, leaves, record=record, binding=binding)
+        ok &= all(v.match is True for v in verdicts.values())
     return ok
 
 
