@@ -31,6 +31,21 @@ _CAMPAIGN = re.compile(
     r"^(\[PASS\] )?\s*(\w+)\(\) \(runs: (\d+), calls: (\d+), reverts: (\d+)\)", re.MULTILINE
 )
 _FAIL = re.compile(r"^\[FAIL: (.*)\]$", re.MULTILINE)
+STATS_FILE = ROOT / "build" / "forge" / "fuzz-stats.csv"
+#: Columns of the stats file, one line per run (ProtocolInvariants.afterInvariant).
+STATS_COLUMNS = (
+    "jobs posted",
+    "rounds finalized",
+    "jobs completed",
+    "jobs cancelled",
+    "disputes opened",
+    "providers slashed",
+    "challengers slashed",
+    "faults proven",
+    "liveness checks",
+    "corrupt captures",
+    "throw-away validators",
+)
 
 
 @dataclass(frozen=True)
@@ -52,6 +67,7 @@ class FuzzResult:
     campaigns: list[Campaign]
     wall_s: float
     output: str
+    reached: dict[str, int]
 
     @property
     def calls(self) -> int:
@@ -68,10 +84,12 @@ class FuzzResult:
             verdict = "every invariant held"
         else:
             verdict = "FAILED: " + ("; ".join(failures) or "see above")
+        reached = ", ".join(f"{k} {v:,}" for k, v in self.reached.items())
         return (
             f"fuzz summary: profile {profile}, {len(self.campaigns)} campaign(s), "
             f"{sum(c.runs for c in self.campaigns):,} runs, {self.calls:,} calls, "
-            f"{self.reverts:,} reverts, wall {self.wall_s:.1f} s: {verdict}"
+            f"{self.reverts:,} reverts, wall {self.wall_s:.1f} s: {verdict}\n"
+            f"fuzz reached (summed over runs): {reached or 'nothing recorded'}"
         )
 
 
@@ -81,6 +99,18 @@ def parse_campaigns(output: str) -> list[Campaign]:
         Campaign(name, bool(tag), int(runs), int(calls), int(reverts))
         for tag, name, runs, calls, reverts in _CAMPAIGN.findall(output)
     ]
+
+
+def read_stats(path: Path) -> dict[str, int]:
+    """Sum the per-run lines of the stats file (missing file: nothing reached)."""
+    totals = dict.fromkeys(STATS_COLUMNS, 0)
+    if not path.is_file():
+        return {}
+    for line in path.read_text().splitlines():
+        values = [int(v) for v in line.split(",") if v.strip()]
+        for name, value in zip(STATS_COLUMNS, values, strict=False):
+            totals[name] += value
+    return totals
 
 
 def forge_binary() -> Path:
@@ -96,7 +126,9 @@ def forge_binary() -> Path:
 
 def run_fuzz(profile: str = "default", seed: int | None = None, echo: bool = True) -> FuzzResult:
     """Run every invariant campaign of tests/forge under `profile`; stream output if `echo`."""
-    env = dict(os.environ, FOUNDRY_PROFILE=profile)
+    STATS_FILE.parent.mkdir(parents=True, exist_ok=True)
+    STATS_FILE.unlink(missing_ok=True)
+    env = dict(os.environ, FOUNDRY_PROFILE=profile, TESSERA_FUZZ_STATS=str(STATS_FILE))
     cmd = [str(forge_binary()), "test", "--match-path", "tests/forge/*"]
     if seed is not None:
         cmd += ["--fuzz-seed", str(seed)]
@@ -113,7 +145,8 @@ def run_fuzz(profile: str = "default", seed: int | None = None, echo: bool = Tru
             sys.stdout.flush()
     returncode = proc.wait()
     output = "".join(lines)
-    return FuzzResult(returncode, parse_campaigns(output), time.monotonic() - start, output)
+    wall = time.monotonic() - start
+    return FuzzResult(returncode, parse_campaigns(output), wall, output, read_stats(STATS_FILE))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,7 +14,7 @@ contract ProtocolInvariants is InvariantTest {
     function setUp() public {
         handler = new ProtocolHandler();
         targetContract(address(handler));
-        bytes4[] memory selectors = new bytes4[](26);
+        bytes4[] memory selectors = new bytes4[](32);
         selectors[0] = handler.postJob.selector;
         selectors[1] = handler.joinStage.selector;
         selectors[2] = handler.cheaterCommit.selector;
@@ -35,12 +35,18 @@ contract ProtocolInvariants is InvariantTest {
         selectors[17] = handler.withdrawStake.selector;
         selectors[18] = handler.withdrawCredit.selector;
         selectors[19] = handler.toggleBurner.selector;
-        selectors[20] = handler.claimParkedShares.selector;
+        selectors[20] = handler.claimShares.selector;
         selectors[21] = handler.depositRevenue.selector;
         selectors[22] = handler.transferShares.selector;
         selectors[23] = handler.claimRevenue.selector;
         selectors[24] = handler.warp.selector;
         selectors[25] = handler.checkLiveness.selector;
+        selectors[26] = handler.claimRewards.selector;
+        selectors[27] = handler.leaveStage.selector;
+        selectors[28] = handler.proveFault.selector;
+        selectors[29] = handler.releaseValidatorStake.selector;
+        selectors[30] = handler.burnShares.selector;
+        selectors[31] = handler.keeper.selector;
         targetSelector(FuzzSelector({addr: address(handler), selectors: selectors}));
     }
 
@@ -61,5 +67,29 @@ contract ProtocolInvariants is InvariantTest {
     ///           a wei per share event.
     function invariant_protocol() public view {
         if (handler.violationCount() != 0) revert(handler.violations(0));
+    }
+
+    /// @notice After each run, what it reached, appended as one CSV line to the file named by
+    ///         TESSERA_FUZZ_STATS (scripts/fuzz.py sums them): a campaign that stopped exercising
+    ///         disputes, payments or terminal states shows it.
+    function afterInvariant() public {
+        string memory path = VM.envOr("TESSERA_FUZZ_STATS", string(""));
+        if (bytes(path).length == 0) return;
+        uint256[11] memory v = [
+            handler.jobsPosted(),
+            handler.roundsFinalized(),
+            handler.jobsCompleted(),
+            handler.jobsCancelled(),
+            handler.disputesOpened(),
+            handler.providersSlashed(),
+            handler.challengersSlashed(),
+            handler.faultsProven(),
+            handler.livenessChecks(),
+            handler.corruptCaptures(),
+            handler.throwawaysRegistered()
+        ];
+        string memory line = VM.toString(v[0]);
+        for (uint256 i = 1; i < v.length; ++i) line = string.concat(line, ",", VM.toString(v[i]));
+        VM.writeLine(path, line);
     }
 }

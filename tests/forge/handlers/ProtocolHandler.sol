@@ -31,9 +31,11 @@ contract ProtocolHandler is TesseraSystem {
 
     uint256 private constant MAX_JOBS = 8;
     uint256 private constant MAX_LIVE_JOBS = 3;
-    uint256 private constant MAX_THROWAWAYS = 8;
+    uint256 private constant MAX_THROWAWAYS = 6;
     uint256 private constant MAX_ACTIVE_DISPUTES = 8;
     uint256 private constant FUNDS = 1_000_000e18;
+    /// @dev Gas of one block: what any single protocol call can use on chain.
+    uint256 private constant BLOCK_GAS = 30_000_000;
     string private constant CID = "bafkreifuzz";
 
     // ------------------------------------------------------------------ actors
@@ -76,7 +78,24 @@ contract ProtocolHandler is TesseraSystem {
     mapping(uint256 => bool) private _unanswerable;
     mapping(uint256 => bool) private _salted;
 
-    mapping(bytes32 key => bytes32[]) private _leaves;
+    /// @dev How a commitment's trace was made: honest (mode 0) or one of the cheats below, with
+    ///      the leaf or step it touches and the state its first step had to start from.
+    struct Trace {
+        address provider;
+        uint8 mode;
+        uint32 at;
+        bytes32 start;
+        bytes32 finalState;
+    }
+
+    uint8 private constant HONEST = 0;
+    uint8 private constant WRONG_OUTPUT = 1; // one leaf's output is wrong: only a replay shows it
+    uint8 private constant DISCONTINUITY = 2; // step `at` does not start where step at-1 ended
+    uint8 private constant WRONG_START = 3; // step 0 starts from the wrong state
+    uint8 private constant WRONG_FINAL = 4; // the committed final state is not the trace's end
+    uint8 private constant SPLIT_STEP = 5; // one micro-batch of step `at` ends in another state
+
+    mapping(bytes32 key => Trace) private _traces;
     mapping(bytes32 key => bool) private _honestWork;
     mapping(bytes32 key => bool) private _paid;
     mapping(bytes32 key => uint256) public slashCount;
@@ -89,6 +108,7 @@ contract ProtocolHandler is TesseraSystem {
     mapping(uint256 modelId => uint256) private _revenueEvents;
 
     mapping(uint256 jobId => bool) private _ended;
+    mapping(uint256 jobId => mapping(uint32 round => bool)) private _seedRecorded;
     /// @dev The terms each job was posted with (read here rather than from the market: a view
     ///      returning a string is costly and the terms never change).
     mapping(uint256 jobId => IJobMarket.JobParams) private _terms;
@@ -107,6 +127,12 @@ contract ProtocolHandler is TesseraSystem {
     uint256 public providersSlashed;
     uint256 public challengersSlashed;
     uint256 public livenessChecks;
+    uint256 public faultsProven;
+    uint256 public corruptCaptures;
+
+    function throwawaysRegistered() external view returns (uint256) {
+        return _throwaways.length;
+    }
 
     constructor() {
         _deploySystem(VM.addr(0x7EA5));
@@ -116,7 +142,7 @@ contract ProtocolHandler is TesseraSystem {
         VM.roll(nowBlock);
         _everyone.push(treasury);
         _addCreditor(treasury);
-        for (uint256 i = 0; i < 5; ++i) {
+        for (uint256 i = 0; i < 4; ++i) {
             address p = _actor(0x1000 + i, "honestProvider", 3_000e18);
             _honestProviders.push(p);
             _isHonest[p] = true;
@@ -131,21 +157,23 @@ contract ProtocolHandler is TesseraSystem {
         cheater = _actor(0x2000, "cheater", 3_000e18);
         _holders.push(cheater);
         cheaterAlt = _actor(0x2001, "cheaterAlt", 0);
+        // Honest validators hold almost all validator stake: committees are drawn by stake, and
+        // an honest majority of seats is the court's security assumption.
         for (uint256 i = 0; i < 5; ++i) {
-            address v = _actor(0x3000 + i, "honestValidator", MIN_VALIDATOR_STAKE + 500e18);
-            _register(v);
+            address v = _actor(0x3000 + i, "honestValidator", 20_000e18);
+            _register(v, 20_000e18);
             _honestValidators.push(v);
             _isHonest[v] = true;
             _isHonestValidator[v] = true;
         }
         lazyValidator = _actor(0x3100, "lazyValidator", MIN_VALIDATOR_STAKE + 100e18);
-        _register(lazyValidator);
+        _register(lazyValidator, MIN_VALIDATOR_STAKE);
         for (uint256 i = 0; i < 2; ++i) {
             address o = _actor(0x4000 + i, "owner", 0);
             _owners.push(o);
             _holders.push(o);
         }
-        for (uint256 i = 0; i < 2; ++i) {
+        for (uint256 i = 0; i < 1; ++i) {
             address g = _actor(0x5000 + i, "griefer", 0);
             _griefers.push(g);
             _holders.push(g);
@@ -172,9 +200,13 @@ contract ProtocolHandler is TesseraSystem {
     function postJob(uint256 ownerSeed, uint256 seed) external step {
         if (_jobIds.length >= MAX_JOBS || _liveJobs() >= MAX_LIVE_JOBS) return;
         address owner = _owners[ownerSeed % _owners.length];
-        IJobMarket.JobParams memory p = _randomParams(seed);
+        (IJobMarket.JobParams memory p, bool outOfBounds) = _randomParams(seed);
+        bytes32[] memory initial = new bytes32[](p.numStages);
+        uint256 next = market.nextJobId();
+        for (uint256 s = 0; s < initial.length; ++s) initial[s] = keccak256(abi.encode("initial", next, s));
         VM.prank(owner);
-        uint256 jobId = market.postJob(p);
+        uint256 jobId = market.postJob(p, initial);
+        if (outOfBounds) _violation(string.concat("postJob accepted out-of-bounds terms (job ", _u(jobId), ")"));
         _jobIds.push(jobId);
         _terms[jobId] = p;
         ++jobsPosted;
@@ -185,22 +217,51 @@ contract ProtocolHandler is TesseraSystem {
         (bool ok, uint256 jobId) = _pickJob(jobSeed);
         if (!ok) return;
         address who = _provider(actorSeed);
-        uint32 stage = uint32(stageSeed % _params(jobId).numStages);
+        uint32 numStages = _params(jobId).numStages;
+        uint32 stage = uint32(stageSeed % numStages);
+        // Mostly a provider new to the job takes a vacant stage (so jobs fill and run); one call
+        // in four keeps the fuzzer's raw choice (taken stages, a second stage, a re-join).
+        if (stageSeed % 4 != 0) {
+            for (uint256 i = 0; i < _honestProviders.length + 2; ++i) {
+                address cand = _provider(actorSeed + i);
+                if (market.stageOf(jobId, cand) < 0) {
+                    who = cand;
+                    break;
+                }
+            }
+            for (uint32 i = 0; i < numStages; ++i) {
+                uint32 cand = (stage + i) % numStages;
+                if (market.stageProvider(jobId, cand) == address(0)) {
+                    stage = cand;
+                    break;
+                }
+            }
+        }
         _must(who, address(market), abi.encodeCall(market.joinStage, (jobId, stage)));
     }
 
-    /// @notice The cheater commits its stage with one wrong leaf (honest stages commit on their
-    ///         own, in `_duties`).
-    function cheaterCommit(uint256 jobSeed, uint256 wrongSeed) external step {
+    /// @notice The cheater commits its stage with a cheat: a wrong leaf that only a replay shows,
+    ///         or a structural fault (discontinuity, wrong start or final state, a split step).
+    ///         Honest stages commit on their own, in `_duties`.
+    function cheaterCommit(uint256 jobSeed, uint256 modeSeed, uint256 atSeed) external step {
         (bool ok, uint256 jobId) = _pickJob(jobSeed);
         if (!ok) return;
         int256 held = market.stageOf(jobId, cheater);
         if (held < 0) return;
         uint32 stage = uint32(uint256(held));
         (, , uint32 round,,) = market.jobState(jobId);
-        bytes32[] memory leaves = _trueLeaves(jobId, round, stage);
-        leaves[wrongSeed % leaves.length] = keccak256(abi.encode("wrong", wrongSeed));
-        _commit(cheater, jobId, round, stage, leaves);
+        IJobMarket.JobParams storage p = _params(jobId);
+        uint8 mode = uint8(1 + modeSeed % 5);
+        uint32 at = uint32(atSeed % _leafCount(jobId));
+        if (mode == DISCONTINUITY) {
+            if (p.stepsPerRound < 2) mode = WRONG_OUTPUT;
+            else at = uint32(1 + atSeed % (p.stepsPerRound - 1));
+        }
+        if (mode == SPLIT_STEP) {
+            if (p.microBatches < 2) mode = WRONG_OUTPUT;
+            else at = uint32(atSeed % p.stepsPerRound);
+        }
+        _commit(cheater, jobId, round, stage, mode, at);
     }
 
     /// @notice Anyone seals the current round (after its commit deadline).
@@ -228,8 +289,11 @@ contract ProtocolHandler is TesseraSystem {
     function cancelJob(uint256 jobSeed, uint256 callerSeed) external step {
         (bool ok, uint256 jobId) = _pickJob(jobSeed);
         if (!ok) return;
-        (, address owner,,,) = market.jobState(jobId);
-        address caller = callerSeed % 4 == 0 ? _anyone(callerSeed) : owner;
+        (IJobMarket.JobStatus status, address owner,,,) = market.jobState(jobId);
+        // Owners mostly try once work has started (a cancel of an Open job is allowed and ends
+        // the exploration of that job, so it is rarer); others try at any time.
+        if (status == IJobMarket.JobStatus.Open && callerSeed % 8 != 0) return;
+        address caller = callerSeed % 2 == 0 ? _anyone(callerSeed) : owner;
         _cancel(jobId, caller, true);
     }
 
@@ -245,8 +309,12 @@ contract ProtocolHandler is TesseraSystem {
         if (!ok || _activeDisputes.length >= MAX_ACTIVE_DISPUTES) return;
         (, , uint32 round,,) = market.jobState(jobId);
         uint32 stage = uint32(stageSeed % _params(jobId).numStages);
-        bytes32[] storage leaves = _leaves[_key(jobId, round, stage)];
-        if (leaves.length == 0) return;
+        int256 cheaterStage = market.stageOf(jobId, cheater);
+        // Auditors sample; half the time the sample lands on the cheater's stage.
+        if (cheaterStage >= 0 && stageSeed % 2 == 0) stage = uint32(uint256(cheaterStage));
+        bytes32 key = _key(jobId, round, stage);
+        if (_traces[key].provider == address(0)) return;
+        bytes32[] memory leaves = _hashes(jobId, round, stage, _traces[key], false);
         address challenger = _challenger(actorSeed);
         uint256 index = leafSeed % leaves.length;
         if (_isHonestValidator[challenger]) {
@@ -254,7 +322,7 @@ contract ProtocolHandler is TesseraSystem {
             bool found = false;
             for (uint256 i = 0; i < leaves.length && !found; ++i) {
                 uint256 j = (index + i) % leaves.length;
-                if (leaves[j] != _trueLeaf(jobId, round, stage, j)) {
+                if (leaves[j] != _truth(jobId, round, stage, j)) {
                     index = j;
                     found = true;
                 }
@@ -292,9 +360,11 @@ contract ProtocolHandler is TesseraSystem {
         if (held < 0) return;
         uint32 stage = uint32(uint256(held));
         (, , uint32 round,,) = market.jobState(jobId);
-        bytes32[] storage leaves = _leaves[_key(jobId, round, stage)];
+        bytes32 key = _key(jobId, round, stage);
+        if (_traces[key].provider != cheater) return;
+        bytes32[] memory leaves = _hashes(jobId, round, stage, _traces[key], false);
         for (uint256 i = 0; i < leaves.length; ++i) {
-            if (leaves[i] != _trueLeaf(jobId, round, stage, i)) {
+            if (leaves[i] != _truth(jobId, round, stage, i)) {
                 bytes memory data = abi.encodeCall(
                     court.challenge, (jobId, round, stage, i, leaves[i], TraceTree.proof(leaves, i))
                 );
@@ -325,7 +395,7 @@ contract ProtocolHandler is TesseraSystem {
         if (_activeDisputes.length == 0) return;
         uint256 id = _activeDisputes[disputeSeed % _activeDisputes.length];
         DisputeView memory d = _disputeView(id);
-        bool guilty = d.leafHash == _trueLeaf(d.jobId, d.round, d.stage, d.leafIndex);
+        bool guilty = d.leafHash == _truth(d.jobId, d.round, d.stage, d.leafIndex);
         bytes32 salt = keccak256(abi.encode("lazy", id));
         if (!reveal) {
             _must(
@@ -352,15 +422,22 @@ contract ProtocolHandler is TesseraSystem {
         if (_throwaways.length >= MAX_THROWAWAYS) return;
         address t = _actor(0x7000 + _throwaways.length, "throwaway", MIN_VALIDATOR_STAKE);
         _throwaways.push(t);
-        _register(t);
+        _register(t, MIN_VALIDATOR_STAKE);
     }
 
-    /// @notice A throw-away or the lazy validator deregisters.
+    /// @notice A throw-away or the lazy validator asks to exit.
     function deregister(uint256 seed) external step {
-        address v = seed % (_throwaways.length + 1) == _throwaways.length
-            ? lazyValidator
-            : _throwaways[seed % (_throwaways.length + 1)];
-        _must(v, address(court), abi.encodeCall(court.deregisterValidator, ()));
+        _must(_exiter(seed), address(registry), abi.encodeCall(registry.deregisterValidator, ()));
+    }
+
+    /// @notice An exiting validator takes its stake back (after the exit delay).
+    function releaseValidatorStake(uint256 seed) external step {
+        _must(_exiter(seed), address(registry), abi.encodeCall(registry.releaseValidatorStake, ()));
+    }
+
+    function _exiter(uint256 seed) private view returns (address) {
+        uint256 i = seed % (_throwaways.length + 1);
+        return i == _throwaways.length ? lazyValidator : _throwaways[i];
     }
 
     /// @notice Anyone stakes more.
@@ -401,14 +478,86 @@ contract ProtocolHandler is TesseraSystem {
 
     // ================================================================== shares and revenue
 
-    /// @notice Anyone claims shares parked for it, to any holder.
-    function claimParkedShares(uint256 actorSeed, uint256 jobSeed, uint256 toSeed) external step {
+    /// @notice Anyone claims the shares credited to it, to any holder (the gas burner's own hook
+    ///      can only delay its own claim).
+    function claimShares(uint256 actorSeed, uint256 jobSeed, uint256 toSeed) external step {
         (bool ok, uint256 jobId) = _pickJob(jobSeed);
         if (!ok) return;
         address who = _holders[actorSeed % _holders.length];
         address to = _holders[toSeed % _holders.length];
-        _must(who, address(market), abi.encodeCall(market.claimParkedShares, (jobId, to)));
+        _must(who, address(market), abi.encodeCall(market.claimShares, (jobId, to)));
         ++_revenueEvents[jobId];
+    }
+
+    /// @notice Anyone claims the rewards credited to it.
+    function claimRewards(uint256 actorSeed) external step {
+        _must(_everyone[actorSeed % _everyone.length], address(market), abi.encodeCall(market.claimRewards, ()));
+    }
+
+    /// @notice A provider leaves its stage (allowed only while no round is in flight).
+    function leaveStage(uint256 actorSeed, uint256 jobSeed) external step {
+        (bool ok, uint256 jobId) = _pickJob(jobSeed);
+        if (!ok) return;
+        _must(_provider(actorSeed), address(market), abi.encodeCall(market.leaveStage, (jobId)));
+    }
+
+    /// @notice Proves a structural fault with the leaves themselves. Honest validators prove the
+    ///         cheater's real faults; griefers try any kind with any leaves, honest ones included
+    ///         (which must never succeed).
+    function proveFault(uint256 actorSeed, uint256 jobSeed, uint256 stageSeed, uint256 kindSeed, uint256 aSeed, uint256 bSeed)
+        external
+        step
+    {
+        (bool ok, uint256 jobId) = _pickJob(jobSeed);
+        if (!ok) return;
+        (, , uint32 round,,) = market.jobState(jobId);
+        uint32 stage = uint32(stageSeed % _params(jobId).numStages);
+        Trace memory t = _traces[_key(jobId, round, stage)];
+        if (t.provider == address(0)) return;
+        address prover = _challenger(actorSeed);
+        uint256 n = _leafCount(jobId);
+        uint256 micro = _params(jobId).microBatches;
+        uint256 a = aSeed % n;
+        uint256 b = bSeed % n;
+        IAuditCourt.FaultKind kind = IAuditCourt.FaultKind(kindSeed % 4);
+        if (_isHonestValidator[prover]) {
+            if (t.mode == DISCONTINUITY) {
+                (kind, a, b) = (IAuditCourt.FaultKind.StepDiscontinuity, (t.at - 1) * micro, t.at * micro);
+            } else if (t.mode == WRONG_START) {
+                (kind, a) = (IAuditCourt.FaultKind.StartStateMismatch, 0);
+            } else if (t.mode == WRONG_FINAL) {
+                (kind, a) = (IAuditCourt.FaultKind.FinalStateMismatch, n - 1);
+            } else if (t.mode == SPLIT_STEP) {
+                (kind, a, b) = (IAuditCourt.FaultKind.StepParamsMismatch, t.at * micro, t.at * micro + micro - 1);
+            } else {
+                return;
+            }
+        }
+        _proveFault(prover, FaultCall(jobId, round, stage, kind, a, b), t);
+    }
+
+    struct FaultCall {
+        uint256 jobId;
+        uint32 round;
+        uint32 stage;
+        IAuditCourt.FaultKind kind;
+        uint256 a;
+        uint256 b;
+    }
+
+    function _proveFault(address prover, FaultCall memory f, Trace memory t) private {
+        bytes32[] memory hashes = _hashes(f.jobId, f.round, f.stage, t, false);
+        IAuditCourt.LeafProof memory pa =
+            IAuditCourt.LeafProof(_leaf(f.jobId, f.round, f.stage, t, f.a, false), TraceTree.proof(hashes, f.a));
+        IAuditCourt.LeafProof memory pb =
+            IAuditCourt.LeafProof(_leaf(f.jobId, f.round, f.stage, t, f.b, false), TraceTree.proof(hashes, f.b));
+        uint256 before = _stakeOf(t.provider);
+        _must(prover, address(court), abi.encodeCall(court.proveFault, (f.jobId, f.round, f.stage, f.kind, pa, pb)));
+        ++faultsProven;
+        _addCreditor(prover);
+        uint256 lost = before - _stakeOf(t.provider);
+        if (lost != 0) _bookSlash(f.jobId, f.round, f.stage, t.provider, lost, "a structural fault proof");
+        if (t.mode == HONEST) _violation("a structural fault was proven against an honest trace");
     }
 
     /// @notice Revenue is deposited for a model; the ghost spreads it pro rata, exactly.
@@ -464,9 +613,41 @@ contract ProtocolHandler is TesseraSystem {
 
     // ================================================================== time and liveness
 
+    /// @notice A keeper bot (agents/roles/keeper.py does this) pokes every live job and dispute:
+    ///         seals rounds past their commit deadline, finalizes rounds past their challenge
+    ///         window, slashes unanswered disputes and resolves voted ones, cancels stalled jobs.
+    function keeper(uint256 callerSeed) external step {
+        address poker = _anyone(callerSeed);
+        uint256 count = _activeDisputes.length;
+        for (uint256 k = count; k > 0; --k) {
+            if (k > _activeDisputes.length) continue;
+            uint256 id = _activeDisputes[k - 1];
+            IAuditCourt.DisputeStatus st = _disputeView(id).status;
+            if (st == IAuditCourt.DisputeStatus.Open) {
+                _decide(id, poker, abi.encodeCall(court.slashUnanswered, (id)), false);
+            } else if (st == IAuditCourt.DisputeStatus.Voting) {
+                _decide(id, poker, abi.encodeCall(court.resolve, (id)), false);
+            }
+        }
+        for (uint256 j = 0; j < _jobIds.length; ++j) {
+            uint256 jobId = _jobIds[j];
+            if (_ended[jobId]) continue;
+            (, , uint32 round,,) = market.jobState(jobId);
+            uint32 numStages = _params(jobId).numStages;
+            address[] memory stageHolders = _stageHolders(jobId, numStages);
+            uint256[] memory before = _stakeSnapshot(jobId, numStages);
+            if (_as(poker, address(market), abi.encodeCall(market.sealRound, (jobId, round)))) {
+                _recordJobSlashes(jobId, stageHolders, before);
+            }
+            _finalize(jobId, poker, false);
+            if (!_isTerminal(jobId) && market.stalledAt(jobId) != 0) _cancel(jobId, poker, false);
+        }
+    }
+
     /// @notice Time passes (up to three days); honest parties act at every moment they must.
     function warp(uint256 dt) external step {
-        _advance(1 + dt % 3 days);
+        // Mostly minutes to hours (inside commit and challenge windows), sometimes days.
+        _advance(1 + (dt % 4 == 0 ? dt % 3 days : dt % 12 hours));
     }
 
     /// @notice From the current state, only permissionless pokes (anyone calling seal,
@@ -564,7 +745,11 @@ contract ProtocolHandler is TesseraSystem {
         (, uint64 deadline,, uint64 sealBlock,) = market.roundInfo(jobId, round);
         if (sealBlock != 0) {
             // Validators record the seed as soon as it exists (before blockhash forgets it).
-            try market.recordAuditSeed(jobId, round) {} catch {}
+            if (!_seedRecorded[jobId][round]) {
+                try market.recordAuditSeed(jobId, round) returns (bytes32 seed) {
+                    if (seed != bytes32(0)) _seedRecorded[jobId][round] = true;
+                } catch {}
+            }
             return;
         }
         if (block.timestamp > deadline) return;
@@ -572,9 +757,9 @@ contract ProtocolHandler is TesseraSystem {
         for (uint32 s = 0; s < numStages; ++s) {
             address holder = market.stageProvider(jobId, s);
             if (!_isHonest[holder]) continue;
-            (,, uint64 committedAt,) = market.commitment(jobId, round, s);
-            if (committedAt != 0) continue;
-            _commit(holder, jobId, round, s, _trueLeaves(jobId, round, s));
+            (bytes32 root,,,) = market.commitment(jobId, round, s);
+            if (root != bytes32(0)) continue;
+            _commit(holder, jobId, round, s, HONEST, 0);
             (,,, sealBlock,) = market.roundInfo(jobId, round);
             if (sealBlock != 0) return;
         }
@@ -588,7 +773,7 @@ contract ProtocolHandler is TesseraSystem {
         }
         if (d.status != IAuditCourt.DisputeStatus.Voting) return;
         address[] memory members = court.committee(id);
-        bool guilty = d.leafHash != _trueLeaf(d.jobId, d.round, d.stage, d.leafIndex);
+        bool guilty = d.leafHash != _truth(d.jobId, d.round, d.stage, d.leafIndex);
         for (uint256 i = 0; i < members.length; ++i) {
             address m = members[i];
             if (!_isHonestValidator[m]) continue;
@@ -613,7 +798,7 @@ contract ProtocolHandler is TesseraSystem {
         if (d.leafHash != bytes32(0)) {
             data = abi.encodeCall(court.respond, (id, CID));
         } else {
-            bytes32[] storage leaves = _leaves[_key(d.jobId, d.round, d.stage)];
+            bytes32[] memory leaves = _hashes(d.jobId, d.round, d.stage, _traces[_key(d.jobId, d.round, d.stage)], false);
             if (d.leafIndex >= leaves.length) {
                 if (_isHonest[d.provider]) {
                     _unanswerable[id] = true;
@@ -662,14 +847,24 @@ contract ProtocolHandler is TesseraSystem {
 
     // ================================================================== actions with ghost checks
 
-    function _commit(address who, uint256 jobId, uint32 round, uint32 stage, bytes32[] memory leaves) private {
-        bytes memory data = abi.encodeCall(market.commitRound, (jobId, round, stage, TraceTree.root(leaves), CID));
+    function _commit(address who, uint256 jobId, uint32 round, uint32 stage, uint8 mode, uint32 at) private {
+        Trace memory t;
+        t.provider = who;
+        t.mode = mode;
+        t.at = at;
+        // An honest provider loads the checkpoint it must start from and checks its state hash.
+        (t.start,) = market.stateHashes(jobId, round, stage);
+        t.finalState = mode == WRONG_FINAL
+            ? keccak256(abi.encode("wrong final", jobId, round, stage))
+            : _state(jobId, round, stage, _params(jobId).stepsPerRound);
+        bytes32 root = TraceTree.root(_hashes(jobId, round, stage, t, false));
+        bytes memory data = abi.encodeCall(market.commitRound, (jobId, round, stage, root, t.finalState, CID));
         if (!_as(who, address(market), data)) {
             if (_isHonest[who]) _violation(string.concat("honest commit reverted in job ", _u(jobId)));
             return;
         }
         bytes32 key = _key(jobId, round, stage);
-        _leaves[key] = leaves;
+        _traces[key] = t;
         if (_isHonest[who]) {
             _honestWork[key] = true;
             _honestKeys[jobId].push(key);
@@ -687,44 +882,66 @@ contract ProtocolHandler is TesseraSystem {
         ++disputesOpened;
     }
 
-    /// @dev Runs a call that can slash the accused provider of `id` and books what it lost
-    ///      against the disputed commitment.
+    /// @dev Runs a court call that can decide dispute `id` and books what the accused provider
+    ///      lost against the disputed commitment. A loss of an honest provider is a violation,
+    ///      unless the corrupt validator held a majority of the revealed seats (the court's honest-
+    ///      majority assumption failed, which stake-weighted draws make rare, not impossible).
     function _decide(uint256 id, address caller, bytes memory data, bool bubble) private {
         DisputeView memory d = _disputeView(id);
         uint256 before = _stakeOf(d.provider);
+        _addCommittee(id);
+        bool captured = _capturedByCorrupt(id);
         if (!_call(caller, address(court), data, bubble)) return;
         uint256 lost = before - _stakeOf(d.provider);
         _addCreditor(d.challenger);
         _addCreditor(d.provider);
-        address[] memory members = court.committee(id);
-        for (uint256 i = 0; i < members.length; ++i) _addCreditor(members[i]);
-        DisputeView memory after_ = _disputeView(id);
-        if (after_.status == IAuditCourt.DisputeStatus.ProviderSlashed) ++providersSlashed;
-        if (after_.status == IAuditCourt.DisputeStatus.ChallengerSlashed) ++challengersSlashed;
-        if (lost != 0) {
-            bytes32 key = _key(d.jobId, d.round, d.stage);
-            ++slashCount[key];
-            slashedAmount[key] += lost;
+        _addCommittee(id);
+        IAuditCourt.DisputeStatus status = _disputeView(id).status;
+        if (status == IAuditCourt.DisputeStatus.ProviderSlashed) ++providersSlashed;
+        if (status == IAuditCourt.DisputeStatus.ChallengerSlashed) ++challengersSlashed;
+        if (lost != 0 && captured && _isHonest[d.provider]) {
+            ++corruptCaptures;
+            _netStaked[d.provider] -= lost;
             slashedInJob[d.jobId][d.provider] += lost;
-            uint256 allocation = _params(d.jobId).minStake;
-            if (slashCount[key] > 1) {
-                _violation(string.concat("commitment of job ", _u(d.jobId), " slashed a second time"));
-            }
-            if (slashedAmount[key] > allocation) {
-                _violation(
-                    string.concat(
-                        "commitment slashed ", _u(slashedAmount[key]), " > its job's allocation ", _u(allocation)
-                    )
-                );
-            }
-            if (slashedInJob[d.jobId][d.provider] > allocation) {
-                _violation(string.concat("provider lost more than its allocation in job ", _u(d.jobId)));
-            }
-            if (_isHonest[d.provider]) {
-                _violation(string.concat("honest provider slashed by dispute ", _u(id)));
-            }
+        } else if (lost != 0) {
+            _bookSlash(d.jobId, d.round, d.stage, d.provider, lost, string.concat("dispute ", _u(id)));
         }
         _refreshDisputes();
+    }
+
+    function _addCommittee(uint256 id) private {
+        address[] memory members = court.committee(id);
+        for (uint256 i = 0; i < members.length; ++i) _addCreditor(members[i]);
+    }
+
+    /// @dev Whether the corrupt validator holds a majority of the dispute's revealed seats.
+    function _capturedByCorrupt(uint256 id) private view returns (bool) {
+        (, uint16 revealedSeats,,,,) = court.tally(id);
+        return revealedSeats != 0 && 2 * court.seatsOf(id, lazyValidator) > revealedSeats;
+    }
+
+    /// @dev Books `lost` stake of `provider` against its commitment of (`jobId`, `round`,
+    ///      `stage`): slashed at most once, at most the job's allocation, never an honest one.
+    function _bookSlash(uint256 jobId, uint32 round, uint32 stage, address provider, uint256 lost, string memory by)
+        private
+    {
+        bytes32 key = _key(jobId, round, stage);
+        ++slashCount[key];
+        slashedAmount[key] += lost;
+        slashedInJob[jobId][provider] += lost;
+        uint256 allocation = _params(jobId).minStake;
+        if (slashCount[key] > 1) {
+            _violation(string.concat("commitment of job ", _u(jobId), " slashed a second time, by ", by));
+        }
+        if (slashedAmount[key] > allocation) {
+            _violation(
+                string.concat("commitment slashed ", _u(slashedAmount[key]), " > its job's allocation ", _u(allocation))
+            );
+        }
+        if (slashedInJob[jobId][provider] > allocation) {
+            _violation(string.concat("provider lost more than its allocation in job ", _u(jobId)));
+        }
+        if (_isHonest[provider]) _violation(string.concat("honest provider slashed by ", by));
     }
 
     function _finalize(uint256 jobId, address caller, bool bubble) private {
@@ -734,8 +951,8 @@ contract ProtocolHandler is TesseraSystem {
         uint256[] memory tokensBefore = new uint256[](p.numStages);
         uint256[] memory sharesBefore = new uint256[](p.numStages);
         for (uint32 s = 0; s < p.numStages; ++s) {
-            (, address provider, uint64 committedAt, bool slashed) = market.commitment(jobId, round, s);
-            if (committedAt == 0 || !_isHonest[provider]) continue;
+            (bytes32 root,, address provider, bool slashed) = market.commitment(jobId, round, s);
+            if (root == bytes32(0) || !_isHonest[provider]) continue;
             if (slashed) _violation(string.concat("honest commitment of job ", _u(jobId), " is marked slashed"));
             payees[s] = provider;
             tokensBefore[s] = _rewardsOf(provider);
@@ -821,13 +1038,17 @@ contract ProtocolHandler is TesseraSystem {
         _duties();
         _finalize(jobId, poker, false);
         _duties();
+        // A job waiting for stages past its stall bound may be cancelled by anyone.
+        if (!_isTerminal(jobId)) _cancel(jobId, poker, false);
     }
 
+    /// @dev Moves the clock on by `dt` seconds, one block per 12 s. Stops wherever an honest
+    ///      party must act at that moment: at a round's seed anchor block (the seed is read from
+    ///      that block's prevrandao, so it must be recorded in it) and just after a vote commit
+    ///      deadline (honest members reveal), so a long jump never makes them miss either.
     function _advance(uint256 dt) private {
         uint256 target = nowTime + dt;
-        // Stop where honest validators must reveal (just after a commit deadline), so a long
-        // jump never makes them miss it.
-        for (uint256 guard = 0; guard < 8 && nowTime < target; ++guard) {
+        for (uint256 guard = 0; guard < 16 && nowTime < target; ++guard) {
             _duties();
             uint256 next = target;
             for (uint256 k = 0; k < _activeDisputes.length; ++k) {
@@ -836,8 +1057,22 @@ contract ProtocolHandler is TesseraSystem {
                 uint256 opens = uint256(d.commitDeadline) + 1;
                 if (opens > nowTime && opens < next) next = opens;
             }
+            uint256 blocks = (next - nowTime) / 12;
+            for (uint256 j = 0; j < _jobIds.length; ++j) {
+                uint256 jobId = _jobIds[j];
+                if (_ended[jobId]) continue;
+                (, , uint32 round,,) = market.jobState(jobId);
+                (,,, uint64 sealBlock,) = market.roundInfo(jobId, round);
+                if (sealBlock == 0 || _seedRecorded[jobId][round]) continue;
+                uint256 anchor = market.seedAnchor(jobId, round);
+                if (anchor > nowBlock && anchor - nowBlock <= blocks) {
+                    blocks = anchor - nowBlock;
+                    next = nowTime + 12 * blocks;
+                }
+            }
+            if (blocks == 0) blocks = 1;
             nowTime = next;
-            nowBlock += 1;
+            nowBlock += blocks;
             VM.warp(nowTime);
             VM.roll(nowBlock);
             VM.prevrandao(keccak256(abi.encode("prevrandao", nowBlock)));
@@ -874,21 +1109,25 @@ contract ProtocolHandler is TesseraSystem {
         _checkEq(token.balanceOf(address(stakes)), owed, "StakeManager balance != stake + unbonding");
     }
 
-    /// @dev JobMarket holds exactly the escrow of the jobs.
+    /// @dev JobMarket holds exactly the escrow of the jobs plus the rewards credited, unclaimed.
     function _checkMarketBalance() private {
         uint256 owed = 0;
         for (uint256 i = 0; i < _jobIds.length; ++i) {
             (,,,, uint256 escrow) = market.jobState(_jobIds[i]);
             owed += escrow;
         }
-        _checkEq(token.balanceOf(address(market)), owed, "JobMarket balance != escrow");
+        uint256 rewards = 0;
+        // Rewards are credited only to stage providers (the owner gets shares, not rewards).
+        for (uint256 i = 0; i < _holders.length; ++i) rewards += market.rewardsOwed(_holders[i]);
+        _checkEq(rewards, market.totalRewardsOwed(), "JobMarket: sum of rewards owed != its total");
+        _checkEq(token.balanceOf(address(market)), owed + rewards, "JobMarket balance != escrow + rewards owed");
     }
 
     /// @dev AuditCourt holds exactly the bonds of undecided disputes plus every credit.
     function _checkCourtBalance() private {
         uint256 owed = 0;
         for (uint256 i = 0; i < _activeDisputes.length; ++i) {
-            (,,, uint256 bond) = court.tally(_activeDisputes[i]);
+            (,,, uint256 bond,,) = court.tally(_activeDisputes[i]);
             owed += bond;
         }
         for (uint256 i = 0; i < _creditors.length; ++i) owed += court.credit(_creditors[i]);
@@ -1006,24 +1245,24 @@ contract ProtocolHandler is TesseraSystem {
     ///      its `execute`).
     function _as(address who, address target, bytes memory data) private returns (bool ok) {
         if (who == address(burner)) {
-            try burner.execute(target, data) {
+            try burner.execute{gas: BLOCK_GAS}(target, data) {
                 return true;
             } catch {
                 return false;
             }
         }
         VM.prank(who);
-        (ok,) = target.call(data);
+        (ok,) = target.call{gas: BLOCK_GAS}(data);
     }
 
     /// @dev Like `_as`, but a rejected call reverts the action, so forge counts it as a revert.
     function _must(address who, address target, bytes memory data) private {
         if (who == address(burner)) {
-            burner.execute(target, data);
+            burner.execute{gas: BLOCK_GAS}(target, data);
             return;
         }
         VM.prank(who);
-        (bool ok, bytes memory ret) = target.call(data);
+        (bool ok, bytes memory ret) = target.call{gas: BLOCK_GAS}(data);
         if (!ok) {
             assembly ("memory-safe") {
                 revert(add(ret, 32), mload(ret))
@@ -1067,8 +1306,8 @@ contract ProtocolHandler is TesseraSystem {
         _staker[a] = true;
     }
 
-    function _register(address v) private {
-        if (_as(v, address(court), abi.encodeCall(court.registerValidator, ()))) {
+    function _register(address v, uint256 amount) private {
+        if (_as(v, address(registry), abi.encodeCall(registry.registerValidator, (amount)))) {
             _registeredBlock[v] = uint64(block.number);
         }
     }
@@ -1088,13 +1327,13 @@ contract ProtocolHandler is TesseraSystem {
         for (uint32 i = 0; i < numStages; ++i) h[i] = market.stageProvider(jobId, i);
     }
 
-    /// @dev What a provider has received in rewards so far (pushed to its balance).
+    /// @dev Rewards credited to a provider so far: claimed (in its balance) plus still owed.
     function _rewardsOf(address a) private view returns (uint256) {
-        return token.balanceOf(a);
+        return token.balanceOf(a) + market.rewardsOwed(a);
     }
 
     function _sharesOf(uint256 jobId, address a) private view returns (uint256) {
-        return shares.balanceOf(a, jobId) + market.parkedShares(jobId, a);
+        return shares.balanceOf(a, jobId) + market.sharesOwed(jobId, a);
     }
 
     function _isTerminal(uint256 jobId) private view returns (bool) {
@@ -1103,16 +1342,61 @@ contract ProtocolHandler is TesseraSystem {
     }
 
     function _leafCount(uint256 jobId) private view returns (uint256) {
-        return _params(jobId).stepsPerRound;
+        IJobMarket.JobParams storage p = _params(jobId);
+        return uint256(p.stepsPerRound) * p.microBatches;
     }
 
-    function _trueLeaf(uint256 jobId, uint32 round, uint32 stage, uint256 index) private pure returns (bytes32) {
-        return keccak256(abi.encode("tessera.fuzz.leaf", jobId, round, stage, index));
+    /// @dev The state after `step` steps of the stage's honest training in this round (step 0's
+    ///      state is the trace's start, the checkpoint it had to load).
+    function _state(uint256 jobId, uint32 round, uint32 stage, uint256 step) private pure returns (bytes32) {
+        return keccak256(abi.encode("state", jobId, round, stage, step));
     }
 
-    function _trueLeaves(uint256 jobId, uint32 round, uint32 stage) private view returns (bytes32[] memory l) {
-        l = new bytes32[](_leafCount(jobId));
-        for (uint256 i = 0; i < l.length; ++i) l[i] = _trueLeaf(jobId, round, stage, i);
+    /// @dev Leaf `index` (step * microBatches + microBatch) of trace `t`: the honest leaf, or with
+    ///      `honest` false the leaf the trace's cheat (if any) committed.
+    function _leaf(uint256 jobId, uint32 round, uint32 stage, Trace memory t, uint256 index, bool honest)
+        private
+        view
+        returns (IAuditCourt.TraceLeaf memory l)
+    {
+        uint256 micro = _params(jobId).microBatches;
+        l.step = index / micro;
+        l.microBatch = index % micro;
+        l.paramsBefore = l.step == 0 ? t.start : _state(jobId, round, stage, l.step);
+        l.paramsAfter = _state(jobId, round, stage, l.step + 1);
+        bytes32 base = keccak256(abi.encode(jobId, round, stage, index));
+        l.input = keccak256(abi.encode("input", base));
+        l.output = keccak256(abi.encode("output", base));
+        l.gradIn = keccak256(abi.encode("gradIn", base));
+        l.gradOut = keccak256(abi.encode("gradOut", base));
+        l.dataRef = keccak256(abi.encode("data", base));
+        if (honest || t.mode == HONEST) return l;
+        if (t.mode == WRONG_OUTPUT && index == t.at) l.output = keccak256(abi.encode("forged", base));
+        if (t.mode == WRONG_START && l.step == 0) l.paramsBefore = keccak256(abi.encode("other start", base));
+        if (t.mode == DISCONTINUITY && l.step == t.at) l.paramsBefore = keccak256(abi.encode("swapped", jobId, round, stage));
+        if (t.mode == SPLIT_STEP && l.step == t.at && l.microBatch == micro - 1) {
+            l.paramsAfter = keccak256(abi.encode("split", base));
+        }
+    }
+
+    function _leafHash(IAuditCourt.TraceLeaf memory l) private pure returns (bytes32) {
+        return keccak256(abi.encode(l));
+    }
+
+    /// @dev Every leaf hash of trace `t` (as committed, or the honest ones).
+    function _hashes(uint256 jobId, uint32 round, uint32 stage, Trace memory t, bool honest)
+        private
+        view
+        returns (bytes32[] memory h)
+    {
+        h = new bytes32[](_leafCount(jobId));
+        for (uint256 i = 0; i < h.length; ++i) h[i] = _leafHash(_leaf(jobId, round, stage, t, i, honest));
+    }
+
+    /// @dev What an honest replay of leaf `index` of the commitment gives: the verdict honest
+    ///      validators vote.
+    function _truth(uint256 jobId, uint32 round, uint32 stage, uint256 index) private view returns (bytes32) {
+        return _leafHash(_leaf(jobId, round, stage, _traces[_key(jobId, round, stage)], index, true));
     }
 
     function _key(uint256 jobId, uint32 round, uint32 stage) private pure returns (bytes32) {
@@ -1154,27 +1438,30 @@ contract ProtocolHandler is TesseraSystem {
         return _everyone[seed % _everyone.length];
     }
 
-    function _randomParams(uint256 seed) private pure returns (IJobMarket.JobParams memory p) {
+    function _randomParams(uint256 seed) private pure returns (IJobMarket.JobParams memory p, bool outOfBounds) {
         uint256 r = uint256(keccak256(abi.encode(seed)));
         bool extreme = r % 16 == 0;
         p.specCID = CID;
         p.numStages = uint32(1 + (r >> 8) % 3);
         p.rounds = uint32(1 + (r >> 16) % 3);
         p.stepsPerRound = uint32(1 + (r >> 24) % 4);
+        p.microBatches = uint32(1 + (r >> 28) % 3);
         p.rewardPerStageRound = 1e18 + (r >> 32) % 100e18;
         p.sharesPerStageRound = 1e18 + (r >> 40) % 1_000e18;
         p.minStake = 100e18 + (r >> 48) % 500e18;
-        p.commitWindow = uint64(1 hours + (r >> 56) % 1 days);
-        p.challengeWindow = uint64(1 hours + (r >> 64) % 2 days);
+        p.commitWindow = uint64(10 minutes + (r >> 56) % 6 hours);
+        p.challengeWindow = uint64(1 hours + (r >> 64) % 12 hours);
         p.auditLeaves = 1;
         p.ownerShareBps = uint16((r >> 72) % 5_000);
         p.validatorPool = (r >> 80) % 300e18;
         if (extreme) {
+            // Terms the review showed could freeze a job (M-1): each must be refused.
+            outOfBounds = true;
             uint256 which = (r >> 96) % 4;
             if (which == 0) p.commitWindow = type(uint64).max - uint64((r >> 100) % 1000);
             if (which == 1) p.sharesPerStageRound = type(uint256).max >> ((r >> 100) % 8);
             if (which == 2) p.challengeWindow = uint64(1 + (r >> 100) % 12);
-            if (which == 3) p.rounds = uint32(1 + (r >> 100) % 1_000_000);
+            if (which == 3) p.rounds = uint32(10_001 + (r >> 100) % 1_000_000);
         }
     }
 

@@ -14,6 +14,9 @@ interface Vm {
     function label(address account, string calldata newLabel) external;
     function snapshotState() external returns (uint256 snapshotId);
     function revertToStateAndDelete(uint256 snapshotId) external returns (bool success);
+    function writeLine(string calldata path, string calldata data) external;
+    function envOr(string calldata name, string calldata defaultValue) external view returns (string memory);
+    function toString(uint256 value) external pure returns (string memory);
 }
 
 /// @notice Base of an invariant test: the target lists forge reads (the names and return types
@@ -39,6 +42,13 @@ abstract contract InvariantTest {
 
     function targetSelector(FuzzSelector memory selector) internal {
         _targetedSelectors.push(selector);
+    }
+
+    /// @dev console.log(string, uint256), printed by forge at -vv.
+    function log(string memory label, uint256 value) internal view {
+        address console = 0x000000000000000000636F6e736F6c652e6c6f67;
+        (bool ok,) = console.staticcall(abi.encodeWithSignature("log(string,uint256)", label, value));
+        ok;
     }
 
     function excludeSender(address sender) internal {

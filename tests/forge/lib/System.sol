@@ -6,41 +6,53 @@ import {StakeManager} from "../../../contracts/StakeManager.sol";
 import {ModelShares} from "../../../contracts/ModelShares.sol";
 import {JobMarket} from "../../../contracts/JobMarket.sol";
 import {AuditCourt} from "../../../contracts/AuditCourt.sol";
+import {ValidatorRegistry} from "../../../contracts/ValidatorRegistry.sol";
+import {PrevrandaoRandomness} from "../../../contracts/PrevrandaoRandomness.sol";
 import {IAuditCourt} from "../../../contracts/interfaces/IAuditCourt.sol";
 
-/// @notice The whole protocol deployed and wired as agents/chain/deploy.py does it, with the
-///         deployer (the contract that inherits this) as admin and token owner.
+/// @notice The whole protocol deployed and wired as agents/chain/deploy.py does it (same
+///         parameters as its DEFAULT_PARAMS), admin roles renounced after wiring. The deployer
+///         (the contract inheriting this) keeps only the token's dev-chain faucet, to fund actors.
 abstract contract TesseraSystem {
     uint64 internal constant DAY = 1 days;
     uint64 internal constant UNBONDING = 7 days;
+    uint64 internal constant RANDOMNESS_DELAY = 8;
     uint16 internal constant LIVENESS_BPS = 1_000;
+    uint64 internal constant MIN_CHALLENGE_WINDOW = 3_600;
+    uint256 internal constant MIN_VALIDATOR_STAKE = 1_000e18;
+    uint64 internal constant VALIDATOR_EXIT_DELAY = 37 days;
     uint256 internal constant BOND = 100e18;
     uint64 internal constant RESPONSE_WINDOW = 1 days;
     uint64 internal constant COMMIT_VOTE_WINDOW = 1 days;
     uint64 internal constant REVEAL_WINDOW = 1 days;
     uint16 internal constant PROVIDER_SLASH_BPS = 5_000;
     uint16 internal constant WINNER_REWARD_BPS = 5_000;
-    uint256 internal constant NON_REVEAL_PENALTY = 10e18;
-    uint256 internal constant MIN_VALIDATOR_STAKE = 1_000e18;
     uint8 internal constant COMMITTEE_SIZE = 3;
 
     TesseraToken internal token;
     StakeManager internal stakes;
     ModelShares internal shares;
+    PrevrandaoRandomness internal randomness;
     JobMarket internal market;
+    ValidatorRegistry internal registry;
     AuditCourt internal court;
     address internal treasury;
 
     function _deploySystem(address treasury_) internal {
         treasury = treasury_;
-        token = new TesseraToken(address(this));
+        token = new TesseraToken(address(this), 0);
         stakes = new StakeManager(token, UNBONDING, address(this));
         shares = new ModelShares(token, address(this), "ipfs://tessera/models/{id}.json");
-        market = new JobMarket(token, stakes, shares, LIVENESS_BPS, address(this));
+        randomness = new PrevrandaoRandomness(RANDOMNESS_DELAY);
+        market = new JobMarket(
+            token, stakes, shares, randomness, LIVENESS_BPS, MIN_CHALLENGE_WINDOW, address(this)
+        );
+        registry = new ValidatorRegistry(stakes, MIN_VALIDATOR_STAKE, VALIDATOR_EXIT_DELAY, address(this));
         court = new AuditCourt(
             token,
             stakes,
             market,
+            registry,
             IAuditCourt.CourtParams({
                 challengeBond: BOND,
                 responseWindow: RESPONSE_WINDOW,
@@ -48,15 +60,20 @@ abstract contract TesseraSystem {
                 revealWindow: REVEAL_WINDOW,
                 providerSlashBps: PROVIDER_SLASH_BPS,
                 winnerRewardBps: WINNER_REWARD_BPS,
-                nonRevealPenalty: NON_REVEAL_PENALTY,
-                minValidatorStake: MIN_VALIDATOR_STAKE,
                 committeeSize: COMMITTEE_SIZE
             }),
             treasury_
         );
         market.setCourt(court);
+        registry.setCourt(address(court));
         stakes.grantRole(stakes.PROTOCOL_ROLE(), address(market));
-        stakes.grantRole(stakes.PROTOCOL_ROLE(), address(court));
+        stakes.grantRole(stakes.PROTOCOL_ROLE(), address(registry));
         shares.grantRole(shares.MINTER_ROLE(), address(market));
+        // M-7: nobody keeps an admin key after wiring.
+        bytes32 admin = 0x00;
+        stakes.renounceRole(admin, address(this));
+        shares.renounceRole(admin, address(this));
+        market.renounceRole(admin, address(this));
+        registry.renounceRole(admin, address(this));
     }
 }
