@@ -31,7 +31,7 @@ _CAMPAIGN = re.compile(
     r"^(\[PASS\] )?\s*(\w+)\(\) \(runs: (\d+), calls: (\d+), reverts: (\d+)\)", re.MULTILINE
 )
 _FAIL = re.compile(r"^\[FAIL: (.*)\]$", re.MULTILINE)
-STATS_FILE = ROOT / "build" / "forge" / "fuzz-stats.csv"
+STATS_DIR = ROOT / "build" / "forge"
 #: Columns of the stats file, one line per run (ProtocolInvariants.afterInvariant).
 STATS_COLUMNS = (
     "jobs posted",
@@ -126,9 +126,10 @@ def forge_binary() -> Path:
 
 def run_fuzz(profile: str = "default", seed: int | None = None, echo: bool = True) -> FuzzResult:
     """Run every invariant campaign of tests/forge under `profile`; stream output if `echo`."""
-    STATS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    STATS_FILE.unlink(missing_ok=True)
-    env = dict(os.environ, FOUNDRY_PROFILE=profile, TESSERA_FUZZ_STATS=str(STATS_FILE))
+    stats = STATS_DIR / f"fuzz-stats-{profile}.csv"
+    stats.parent.mkdir(parents=True, exist_ok=True)
+    stats.unlink(missing_ok=True)
+    env = dict(os.environ, FOUNDRY_PROFILE=profile, TESSERA_FUZZ_STATS=str(stats))
     cmd = [str(forge_binary()), "test", "--match-path", "tests/forge/*"]
     if seed is not None:
         cmd += ["--fuzz-seed", str(seed)]
@@ -146,7 +147,7 @@ def run_fuzz(profile: str = "default", seed: int | None = None, echo: bool = Tru
     returncode = proc.wait()
     output = "".join(lines)
     wall = time.monotonic() - start
-    return FuzzResult(returncode, parse_campaigns(output), wall, output, read_stats(STATS_FILE))
+    return FuzzResult(returncode, parse_campaigns(output), wall, output, read_stats(stats))
 
 
 def main(argv: list[str] | None = None) -> int:

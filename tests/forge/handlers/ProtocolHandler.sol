@@ -646,8 +646,10 @@ contract ProtocolHandler is TesseraSystem {
 
     /// @notice Time passes (up to three days); honest parties act at every moment they must.
     function warp(uint256 dt) external step {
-        // Mostly minutes to hours (inside commit and challenge windows), sometimes days.
-        _advance(1 + (dt % 4 == 0 ? dt % 3 days : dt % 12 hours));
+        // Half the time under an hour (inside commit and challenge windows), a quarter up to
+        // half a day, a quarter up to three days (past every window).
+        uint256 span = dt % 4 == 0 ? 3 days : (dt % 4 == 1 ? 12 hours : 1 hours);
+        _advance(1 + (dt >> 2) % span);
     }
 
     /// @notice From the current state, only permissionless pokes (anyone calling seal,
@@ -905,6 +907,11 @@ contract ProtocolHandler is TesseraSystem {
             slashedInJob[d.jobId][d.provider] += lost;
         } else if (lost != 0) {
             _bookSlash(d.jobId, d.round, d.stage, d.provider, lost, string.concat("dispute ", _u(id)));
+            // M-5: staying silent (say, on one's own second account's challenge) must cost the
+            // whole job allocation, never less than being convicted.
+            if (bytes4(data) == court.slashUnanswered.selector && lost != _params(d.jobId).minStake) {
+                _violation(string.concat("unanswered dispute ", _u(id), " cost less than the whole allocation"));
+            }
         }
         _refreshDisputes();
     }
