@@ -512,6 +512,8 @@ contract ProtocolHandler is TesseraSystem {
         if (!ok) return;
         (, , uint32 round,,) = market.jobState(jobId);
         uint32 stage = uint32(stageSeed % _params(jobId).numStages);
+        int256 cheaterStage = market.stageOf(jobId, cheater);
+        if (cheaterStage >= 0 && stageSeed % 2 == 0) stage = uint32(uint256(cheaterStage));
         Trace memory t = _traces[_key(jobId, round, stage)];
         if (t.provider == address(0)) return;
         address prover = _challenger(actorSeed);
