@@ -79,11 +79,11 @@ contract ProtocolHandler is TesseraSystem {
     mapping(uint256 => bool) private _salted;
 
     /// @dev How a commitment's trace was made: honest (mode 0) or one of the cheats below, with
-    ///      the leaf or step it touches and the state its first step had to start from.
+    ///      the leaf or step it touches (`pos`) and the state its first step had to start from.
     struct Trace {
         address provider;
         uint8 mode;
-        uint32 at;
+        uint32 pos;
         bytes32 start;
         bytes32 finalState;
     }
@@ -252,16 +252,16 @@ contract ProtocolHandler is TesseraSystem {
         (, , uint32 round,,) = market.jobState(jobId);
         IJobMarket.JobParams storage p = _params(jobId);
         uint8 mode = uint8(1 + modeSeed % 5);
-        uint32 at = uint32(atSeed % _leafCount(jobId));
+        uint32 pos = uint32(atSeed % _leafCount(jobId));
         if (mode == DISCONTINUITY) {
             if (p.stepsPerRound < 2) mode = WRONG_OUTPUT;
-            else at = uint32(1 + atSeed % (p.stepsPerRound - 1));
+            else pos = uint32(1 + atSeed % (p.stepsPerRound - 1));
         }
         if (mode == SPLIT_STEP) {
             if (p.microBatches < 2) mode = WRONG_OUTPUT;
-            else at = uint32(atSeed % p.stepsPerRound);
+            else pos = uint32(atSeed % p.stepsPerRound);
         }
-        _commit(cheater, jobId, round, stage, mode, at);
+        _commit(cheater, jobId, round, stage, mode, pos);
     }
 
     /// @notice Anyone seals the current round (after its commit deadline).
@@ -524,13 +524,13 @@ contract ProtocolHandler is TesseraSystem {
         IAuditCourt.FaultKind kind = IAuditCourt.FaultKind(kindSeed % 4);
         if (_isHonestValidator[prover]) {
             if (t.mode == DISCONTINUITY) {
-                (kind, a, b) = (IAuditCourt.FaultKind.StepDiscontinuity, (t.at - 1) * micro, t.at * micro);
+                (kind, a, b) = (IAuditCourt.FaultKind.StepDiscontinuity, (t.pos - 1) * micro, t.pos * micro);
             } else if (t.mode == WRONG_START) {
                 (kind, a) = (IAuditCourt.FaultKind.StartStateMismatch, 0);
             } else if (t.mode == WRONG_FINAL) {
                 (kind, a) = (IAuditCourt.FaultKind.FinalStateMismatch, n - 1);
             } else if (t.mode == SPLIT_STEP) {
-                (kind, a, b) = (IAuditCourt.FaultKind.StepParamsMismatch, t.at * micro, t.at * micro + micro - 1);
+                (kind, a, b) = (IAuditCourt.FaultKind.StepParamsMismatch, t.pos * micro, t.pos * micro + micro - 1);
             } else {
                 return;
             }
@@ -851,11 +851,11 @@ contract ProtocolHandler is TesseraSystem {
 
     // ================================================================== actions with ghost checks
 
-    function _commit(address who, uint256 jobId, uint32 round, uint32 stage, uint8 mode, uint32 at) private {
+    function _commit(address who, uint256 jobId, uint32 round, uint32 stage, uint8 mode, uint32 pos) private {
         Trace memory t;
         t.provider = who;
         t.mode = mode;
-        t.at = at;
+        t.pos = pos;
         // An honest provider loads the checkpoint it must start from and checks its state hash.
         (t.start,) = market.stateHashes(jobId, round, stage);
         t.finalState = mode == WRONG_FINAL
@@ -1380,10 +1380,10 @@ contract ProtocolHandler is TesseraSystem {
         l.gradOut = keccak256(abi.encode("gradOut", base));
         l.dataRef = keccak256(abi.encode("data", base));
         if (honest || t.mode == HONEST) return l;
-        if (t.mode == WRONG_OUTPUT && index == t.at) l.output = keccak256(abi.encode("forged", base));
+        if (t.mode == WRONG_OUTPUT && index == t.pos) l.output = keccak256(abi.encode("forged", base));
         if (t.mode == WRONG_START && l.step == 0) l.paramsBefore = keccak256(abi.encode("other start", base));
-        if (t.mode == DISCONTINUITY && l.step == t.at) l.paramsBefore = keccak256(abi.encode("swapped", jobId, round, stage));
-        if (t.mode == SPLIT_STEP && l.step == t.at && l.microBatch == micro - 1) {
+        if (t.mode == DISCONTINUITY && l.step == t.pos) l.paramsBefore = keccak256(abi.encode("swapped", jobId, round, stage));
+        if (t.mode == SPLIT_STEP && l.step == t.pos && l.microBatch == micro - 1) {
             l.paramsAfter = keccak256(abi.encode("split", base));
         }
     }
