@@ -431,7 +431,7 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         Seed storage s = _seeds[jobId][round];
         if (s.value != bytes32(0)) return s.value;
         if (_rounds[jobId][round].sealBlock == 0) revert RoundNotSealed(jobId, round);
-        uint64 anchor = s.anchorBlock;
+        uint64 anchor = _anchorOf(jobId, round);
         (bytes32 value, bool expired) = randomness.randomness(anchor);
         if (expired) {
             uint64 next = uint64(block.number) + randomness.delay();
@@ -739,7 +739,8 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
     /// @param round Round.
     /// @return The anchor block.
     function seedAnchor(uint256 jobId, uint32 round) external view returns (uint64) {
-        return _seeds[jobId][round].anchorBlock;
+        if (_rounds[jobId][round].sealBlock == 0) return 0;
+        return _anchorOf(jobId, round);
     }
 
     /// @notice Audit seed of a sealed round once recorded (see recordAuditSeed).
@@ -747,9 +748,12 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
     /// @param round Round.
     /// @return The seed.
     function auditSeed(uint256 jobId, uint32 round) external view returns (bytes32) {
-        Seed memory s = _seeds[jobId][round];
-        if (s.value == bytes32(0)) revert AuditSeedNotYetAvailable(jobId, round, s.anchorBlock);
-        return s.value;
+        bytes32 value = _seeds[jobId][round].value;
+        if (value == bytes32(0)) {
+            uint64 anchor = _rounds[jobId][round].sealBlock == 0 ? 0 : _anchorOf(jobId, round);
+            revert AuditSeedNotYetAvailable(jobId, round, anchor);
+        }
+        return value;
     }
 
     /// @inheritdoc IJobMarket
@@ -895,6 +899,13 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         return _stages[jobId][stage].provider;
     }
 
+    /// @dev The seed's anchor block: the re-anchored one, else sealBlock + delay.
+    function _anchorOf(uint256 jobId, uint32 round) private view returns (uint64) {
+        uint64 reanchored = _seeds[jobId][round].anchorBlock;
+        if (reanchored != 0) return reanchored;
+        return _rounds[jobId][round].sealBlock + randomness.delay();
+    }
+
     function _startRound(uint256 jobId, Job storage job, uint32 round) private {
         // solhint-disable-next-line not-rely-on-time
         uint64 start = uint64(block.timestamp);
@@ -907,10 +918,9 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         // solhint-disable-next-line not-rely-on-time
         r.sealedAt = uint64(block.timestamp);
         r.sealBlock = uint64(block.number);
-        // The seed's anchor is a block after the seal: nobody knows its randomness now.
-        uint64 anchor = uint64(block.number) + randomness.delay();
-        _seeds[jobId][round].anchorBlock = anchor;
-        emit RoundSealed(jobId, round, uint64(block.number), anchor);
+        // The seed's anchor is a block after the seal (nobody knows its randomness now). It is
+        // derived from sealBlock, and stored only on a re-anchor: no extra slot in this commit.
+        emit RoundSealed(jobId, round, uint64(block.number), _anchorOf(jobId, round));
     }
 
     /// @dev Credits every committed, unslashed stage (storage only) and collects the
