@@ -135,6 +135,7 @@ FIELD_PATHS = {
     "steps_per_round": "spec.training.steps_per_round",
     "micro_batches": "spec.training.micro_batches",
     "audit_leaves": "spec.audit.leaves_per_stage",
+    "leaf_count": "spec.training (steps_per_round x micro_batches)",
 }
 AMOUNT_FIELDS = {"reward_per_stage_round", "min_stake", "validator_pool"}
 # JobMarket._validate rejects zero for these (besides its explicit constants).
@@ -201,8 +202,14 @@ class ContractBounds:
             prefix, _, words = const.partition("_")
             if prefix not in ("MAX", "MIN"):
                 continue
+            if words == "LEAVES":  # stepsPerRound x microBatches: checked in check_job
+                out["leaf_count"] = Bound(1, value, f"JobMarket.{const}")
+                continue
             for name, b in out.items():
-                if _norm(words) and _norm(words) in _norm(name):
+                applies = (words == "TOKEN_AMOUNT" and name in AMOUNT_FIELDS) or (
+                    _norm(words) and _norm(words) == _norm(name).removeprefix("num")
+                )
+                if applies:
                     if prefix == "MAX" and value < b.high:
                         out[name] = Bound(b.low, value, f"JobMarket.{const}")
                     elif prefix == "MIN" and value > b.low:
@@ -216,14 +223,19 @@ class ContractBounds:
         abi = contract.abi
         constants = {}
         for e in abi:
-            if (
+            name = e.get("name", "")
+            if not (
                 e.get("type") == "function"
                 and not e.get("inputs")
-                and re.fullmatch(r"(MAX|MIN)_[A-Z_]+", e.get("name", ""))
-                and e["outputs"]
+                and e.get("outputs")
                 and e["outputs"][0]["type"].startswith("uint")
             ):
-                constants[e["name"]] = int(client.call("JobMarket", e["name"]))
+                continue
+            if re.fullmatch(r"(MAX|MIN)_[A-Z_]+", name):
+                constants[name] = int(client.call("JobMarket", name))
+            elif re.fullmatch(r"(max|min)[A-Z]\w*", name):  # a deployment parameter view
+                key = re.sub(r"(?<!^)(?=[A-Z])", "_", name).upper()
+                constants[key] = int(client.call("JobMarket", name))
         return cls.from_abi(abi, constants)
 
     @classmethod
@@ -243,11 +255,7 @@ def format_tsr(wei: int) -> str:
 
 
 def _show(name: str, value: int) -> str:
-    return (
-        f"{Decimal(value) / WEI:f}".rstrip("0").rstrip(".") + " TSR"
-        if name in AMOUNT_FIELDS
-        else str(value)
-    )
+    return format_tsr(value) if name in AMOUNT_FIELDS else str(value)
 
 
 def parameter_count(spec: JobSpec) -> int:
@@ -288,6 +296,7 @@ def check_job(job: JobFile, bounds: ContractBounds) -> list[str]:
     terms = job.terms.to_terms(spec, "")
     values = dataclasses.asdict(terms)
     values.setdefault("micro_batches", spec.training.micro_batches)
+    values["leaf_count"] = leaves
     for name, b in bounds.bounds.items():
         if name not in values or not isinstance(values[name], int):
             continue

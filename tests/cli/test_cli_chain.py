@@ -84,8 +84,8 @@ def test_untrainable_and_out_of_bounds_jobs_are_refused_before_anything_is_store
     assert "(4 problems)" in line
     assert "spec.num_stages: 3 stages need at least 3 layers" in line
     assert "parameters is more than" in line
-    assert "spec.training.steps_per_round" in line and "uint32" in line
-    assert "terms.commit_window" in line and "uint64" in line
+    assert "spec.training.steps_per_round: 1000000000000000000000000000000 is more than" in line
+    assert "terms.commit_window: 18446744073709551616 is more than JobMarket accepts" in line
     assert "0x" not in line  # names in words, not hex
     assert _blocks(chain) == before_blocks
     assert _balance(chain, 1) == before_balance

@@ -21,6 +21,8 @@ import pytest
 from chain_helpers import dev_chain
 from cli_helpers import ok, tessera
 
+from agents.chain.artifacts import PROJECT_ROOT
+
 pytestmark = pytest.mark.slow
 
 
@@ -30,7 +32,10 @@ def test_readme_using_it_flow(tmp_path, ray_cluster):
     with dev_chain(tmp_path / "home") as chain:
         chain.env["RAY_ADDRESS"] = gcs
 
+        ran: list[tuple[str, ...]] = []
+
         def run(*args, **kw):
+            ran.append(args)
             return ok(tessera(*args, env=chain.env, timeout=300, **kw))
 
         corpus = tmp_path / "corpus"
@@ -83,6 +88,7 @@ def test_readme_using_it_flow(tmp_path, ray_cluster):
 
         keyless = {**chain.env, "TESSERA_PRIVATE_KEY": "", "TESSERA_KEYSTORE": ""}
         holders = json.loads(ok(tessera("shares", "show", "1", "--json", env=keyless)).stdout)
+        ran += [("up",), ("provider", "run"), ("validator", "run"), ("shares", "show")]
         assert len(holders["holders"]) >= 3  # two providers and the owner
         assert all(h["claimable_wei"] > 0 for h in holders["holders"])
         assert "claimed" in run("shares", "claim", "1", "--dev-account", "3").stdout
@@ -100,3 +106,14 @@ def test_readme_using_it_flow(tmp_path, ray_cluster):
             "infer", "--model", "1", "--prompt", "def ", "--max-tokens", "4", "--dev-account", "2"
         )
         assert "4 tokens" in out.stdout
+
+        # The README's block lists exactly the commands this test ran.
+        readme = (PROJECT_ROOT / "README.md").read_text()
+        block = readme.split("## Using it", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+        listed = {
+            tuple(w for w in line.split("#")[0].split()[1:3] if not w.startswith(("-", "<")))
+            for line in block.splitlines()
+            if line.startswith("tessera ")
+        }
+        done = {tuple(w for w in a[:2] if not w.startswith("-") and "/" not in w) for a in ran}
+        assert {cmd for cmd in listed if cmd not in done} == set()
