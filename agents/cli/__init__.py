@@ -54,6 +54,11 @@ def _fail(message: str, code: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `tessera` console script."""
+    import signal
+
+    # A shell starts background jobs with SIGINT ignored, and Python keeps an ignored
+    # SIGINT ignored: Ctrl-C (or `kill -INT`) must stop an agent however it was started.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         from agents.cli.root import app
 

@@ -67,7 +67,9 @@ def up(
             deployer.send(
                 "TesseraToken", "mint", dev_account(i, chain.chain_id).address, DEV_FUNDING
             )
-        console.print(f"anvil on {chain.url}; deployment written to {path}", highlight=False)
+        console.print(
+            f"anvil on {chain.url}; deployment written to {path}", highlight=False, soft_wrap=True
+        )
         console.print(
             f"dev accounts {FUNDED_DEV_ACCOUNTS.start}-{FUNDED_DEV_ACCOUNTS.stop - 1} hold "
             f"{tsr(DEV_FUNDING)} each. In another shell:\n"

@@ -18,8 +18,8 @@ from agents.errors import TesseraError
 if TYPE_CHECKING:  # the chain stack (web3) loads only when a command needs it
     from agents.roles.context import Connection
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)  # lines stay whole when piped (scripts parse them)
+err_console = Console(stderr=True, soft_wrap=True)
 WEI = 10**18
 # `tessera up` funds dev accounts 1-9 (0 deploys); anything else is an unfunded key.
 DEV_ACCOUNTS = range(0, 10)

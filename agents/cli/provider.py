@@ -95,3 +95,30 @@ def provider_leave(
         f"left stage {mine[0]} of job {job}; {tsr(before - p.locked_of())} unlocked",
         highlight=False,
     )
+
+
+@provider_app.command("claim")
+def provider_claim(
+    job: Annotated[
+        int | None, typer.Option("--job", min=1, help="also mint this job's credited shares")
+    ] = None,
+    rpc: Rpc = None,
+    network: Network = None,
+    keystore: Keystore = None,
+    dev_account: DevAccount = None,
+) -> None:
+    """Claim the stage rewards credited to you (all jobs) and, with --job, your shares."""
+    c = conn(rpc, network, keystore, dev_account)
+    p = c.protocol
+    if not p.has_function("JobMarket", "claimRewards"):
+        raise TesseraError("this deployment pays rewards and shares directly: nothing to claim")
+    said = []
+    if p.rewards_owed():
+        said.append(f"claimed {tsr(p.claim_rewards())} of rewards")
+    if job is not None:
+        job_exists(c, job)
+        if p.shares_owed(job):
+            said.append(f"minted {p.claim_shares(job)} shares of model {job}")
+    if not said:
+        raise TesseraError(f"{c.client.address} has nothing to claim")
+    console.print("; ".join(said), highlight=False)

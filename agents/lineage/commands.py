@@ -29,7 +29,7 @@ from agents.storage import open_store, validate_cid
 
 lineage_app = noun_app("Lineage of checkpoints, rounds and datasets.")
 data_app = noun_app("Datasets: byte-level token shards on IPFS.")
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 StoreOpt = Annotated[
     str | None,

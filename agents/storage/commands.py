@@ -17,7 +17,7 @@ from agents.cli.apps import noun_app
 from agents.storage import compute_cid, open_store, validate_cid
 from agents.storage.errors import StoreError
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 StoreOpt = Annotated[
     str | None,
