@@ -83,7 +83,8 @@ class DevChain:
     background: list[Background] = field(default_factory=list)
 
     def start(self, *args: str, env: dict | None = None) -> Background:
-        bg = Background(*args, env={**self.env, **(env or {})})
+        merged = {**self.env, **(env or {})}
+        bg = Background(*args, env={k: v for k, v in merged.items() if v is not None})
         self.background.append(bg)
         return bg
 
@@ -107,7 +108,8 @@ def dev_chain(home: Path):
         line = up.wait_for("anvil on ", timeout=120)
         url = line.split("anvil on ", 1)[1].split(";", 1)[0].strip()
         path = Path(line.split("deployment written to ", 1)[1].strip())
-        chain = DevChain(url, path, {**env, "TESSERA_RPC": url}, up)
+        unset = dict.fromkeys(("TESSERA_DEPLOYMENTS_DIR", "TESSERA_HOME", "RAY_ADDRESS"))
+        chain = DevChain(url, path, {**env, **unset, "TESSERA_RPC": url}, up)
         try:
             yield chain
         finally:

@@ -15,13 +15,20 @@ TESSERA = str(Path(sys.executable).with_name("tessera"))
 def tessera(
     *args: str, env: dict | None = None, timeout: float = 120, input: str | None = None
 ) -> subprocess.CompletedProcess:
-    """Run `tessera ARGS` to completion; stdout and stderr captured as text."""
+    """Run `tessera ARGS` to completion; stdout and stderr captured as text.
+
+    `env` is laid over os.environ; a None value removes that variable.
+    """
     return subprocess.run(
         [TESSERA, *args],
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, "COLUMNS": "200", **(env or {})},
+        env={
+            k: v
+            for k, v in {**os.environ, "COLUMNS": "200", **(env or {})}.items()
+            if v is not None  # None: unset it (another test may have set it in os.environ)
+        },
         input=input,
         check=False,
     )

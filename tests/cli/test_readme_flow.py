@@ -75,7 +75,7 @@ def test_readme_using_it_flow(tmp_path, ray_cluster):
             assert "trained and committed" in p.text or p is p4
             assert "payment:" in p.text
             assert "challenge window" in p.text
-        validator.wait_for("audit cost: replaying the sampled steps took", 120)
+        validator.wait_for("`tessera validator deregister` releases", 120)  # it ends with the job
         validator.proc.wait(120)
 
         checkpoint = run("job", "checkpoint", "1").stdout.strip()
