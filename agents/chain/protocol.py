@@ -591,23 +591,3 @@ class Protocol:
             if model_id in [int(i) for i in ev.args["ids"]] and int(ev.args["to"], 16) != 0:
                 seen.setdefault(ev.args["to"], None)
         return list(seen)
-
-    def rewards_owed(self, who: str | None = None) -> int:
-        """Stage rewards credited to `who` and not yet claimed (pull payments)."""
-        return int(self.client.call("JobMarket", "rewardsOwed", who or self.client.address))
-
-    def claim_rewards(self) -> int:
-        """Pay this account every stage reward credited to it; returns the amount."""
-        amount = self.rewards_owed()
-        self.client.send("JobMarket", "claimRewards")
-        return amount
-
-    def shares_owed(self, job_id: int, who: str | None = None) -> int:
-        """Shares of `job_id` credited to `who` and not yet minted."""
-        return int(self.client.call("JobMarket", "sharesOwed", job_id, who or self.client.address))
-
-    def claim_shares(self, job_id: int, to: str | None = None) -> int:
-        """Mint this account's credited shares of `job_id` to `to` (default: itself)."""
-        amount = self.shares_owed(job_id)
-        self.client.send("JobMarket", "claimShares", job_id, to or self.client.address)
-        return amount

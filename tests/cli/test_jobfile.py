@@ -54,7 +54,7 @@ ABI_CONSTANTS = {
     "MAX_LEAVES": 1 << 20,
     "MAX_AUDIT_LEAVES": 1_024,
     "MAX_TOKEN_AMOUNT": 10**30,
-    "MIN_COMMIT_WINDOW": 10,
+    "MIN_COMMIT_WINDOW": 20,
     "MAX_OWNER_SHARE_BPS": 9_000,
 }
 
@@ -79,7 +79,7 @@ def test_contract_constants_bound_the_fields_they_name():
     problems = check_job(
         _job(
             terms__rounds=10_001,
-            terms__commit_window=9,
+            terms__commit_window=15,
             terms__owner_share_bps=9_001,
             terms__min_stake=10**13,
             spec__training__steps_per_round=100_001,
@@ -91,7 +91,7 @@ def test_contract_constants_bound_the_fields_they_name():
         "terms.rounds: 10001 is more than JobMarket accepts (at most 10000: JobMarket.MAX_ROUNDS)"
         in text
     )
-    assert "terms.commit_window: 9 is less than the minimum 10" in text
+    assert "terms.commit_window: 15 is less than the minimum 20" in text
     assert "terms.owner_share_bps: 9001" in text and "MAX_OWNER_SHARE_BPS" in text
     assert "terms.min_stake: 10000000000000 TSR is more than JobMarket accepts" in text
     assert "at most 1000000000000 TSR" in text
