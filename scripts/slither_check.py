@@ -17,6 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CONTRACTS = ("TesseraToken", "StakeManager", "ModelShares", "JobMarket", "AuditCourt")
 # The transport issue's contracts (kept on their own line for easy merges).
 CONTRACTS += ("ProviderDirectory", "InferencePayments")
+# The issue-10 additions: the stake-weighted registry, the randomness source, the timelock.
+CONTRACTS += ("ValidatorRegistry", "PrevrandaoRandomness", "Timelock")
 
 # (detector, contract.function) -> why it is accepted (see docs/economics.md, "Slither").
 TRIAGED = {
@@ -27,6 +29,24 @@ TRIAGED = {
     ("unused-return", "AuditCourt._target"): "multi-value view, fields read as needed",
     ("unused-return", "AuditCourt._answer"): "multi-value view, fields read as needed",
     ("unused-return", "AuditCourt.revealLeaf"): "multi-value view, fields read as needed",
+    # Issue 10's contracts. Strict equalities compare against a zero sentinel ("not set":
+    # no entry, no exit, no seal, no seed), never against a balance an attacker can move.
+    ("incorrect-equality", "ValidatorRegistry.validatorStakeOf"): "zero sentinel: no entry",
+    ("incorrect-equality", "ValidatorRegistry.releaseValidatorStake"): "zero sentinel",
+    ("incorrect-equality", "ValidatorRegistry.deregisterValidator"): "zero sentinel: no entry",
+    ("incorrect-equality", "ValidatorRegistry.isValidator"): "zero sentinel: no exit",
+    ("incorrect-equality", "ValidatorRegistry.registerValidator"): "first entry has no prefix",
+    ("incorrect-equality", "JobMarket.auditSeed"): "zero sentinel: seed not recorded",
+    ("incorrect-equality", "JobMarket.recordAuditSeed"): "zero sentinel: not sealed",
+    ("reentrancy-no-eth", "JobMarket.sealRound"): "callee is the protocol's own StakeManager",
+    ("unused-return", "AuditCourt._open"): "multi-value view, fields read as needed",
+    ("unused-return", "AuditCourt.proveFault"): "multi-value view / slash result, read as needed",
+    ("unused-return", "AuditCourt.resolve"): "slash result, fields read as needed",
+    ("unused-return", "AuditCourt.slashUnanswered"): "slash result, fields read as needed",
+    ("unused-return", "JobMarket.sealRound"): "released amount is only informational",
+    ("unused-return", "JobMarket.leaveStage"): "released amount is only informational",
+    ("unused-return", "JobMarket._releaseHolders"): "released amount is only informational",
+    ("unused-return", "JobMarket.finalizeRound"): "released amount is only informational",
 }
 
 
