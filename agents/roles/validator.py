@@ -133,16 +133,20 @@ class ValidatorAgent:
     # -- main loop ---------------------------------------------------------------
     def tick(self) -> None:
         """One pass of audits and keeper duties (committee duties run in `_committee_work`)."""
-        for ev in self._bundle_cursor.poll():
-            a = ev.args
-            if int(a["jobId"]) == self.job_id:
-                self._bundles[(int(a["round"]), int(a["stage"]))] = a["bundleCID"]
+        self._poll_bundles()
         state = self.p.job_state(self.job_id)
         if state.status == JobStatus.RUNNING:
             r = state.current_round
             if r not in self._audited and self.keeper.phase(r) is Phase.CHALLENGE:
                 self.audit_round(r)
         self.keeper.tick()
+
+    def _poll_bundles(self) -> None:
+        """Note every AuditBundlePosted of this job up to the chain head."""
+        for ev in self._bundle_cursor.poll():
+            a = ev.args
+            if int(a["jobId"]) == self.job_id:
+                self._bundles[(int(a["round"]), int(a["stage"]))] = a["bundleCID"]
 
     # -- auditing ------------------------------------------------------------------
     def _records(self, round_: int) -> list[tuple[int, str, RoundRecord | None, str]]:
@@ -250,7 +254,14 @@ class ValidatorAgent:
                     findings.append(f)
             self._flagged[round_] = extra
         extra = self._flagged.get(round_, {})
-        give_up_on_bundles = self.p.client.now() > view.sealed_at + terms.challenge_window // 2
+        # The clock is read BEFORE the bundle events are polled up to the head: a bundle
+        # counts as missing only if none was posted by then. (The structural checks above
+        # can take longer than half the window on a loaded machine; deciding from the
+        # events polled at the start of the tick accused providers whose bundle had arrived
+        # meanwhile.)
+        now = self.p.client.now()
+        self._poll_bundles()
+        give_up_on_bundles = now > view.sealed_at + terms.challenge_window // 2
         items: list[tuple] = []
         stage_of: dict[str, int] = {}
         for stage, record_cid, rec, _ in records:

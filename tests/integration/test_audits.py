@@ -25,9 +25,36 @@ def _events(p, contract, name, job):
     return [e for e in p.client.events(contract, name, 0) if int(e.args.get("jobId", job)) == job]
 
 
+def _check_no_honest_challenged(net, run, cheats: dict[int, tuple[str, tuple[int, ...]]]):
+    """Every challenge opened is against a cheater in a round it cheated in: an honest
+    provider (everyone in round 0 here, the replacements after) is never challenged."""
+    p = run.owner.protocol
+    wrong = []
+    for e in _events(p, "AuditCourt", "ChallengeOpened", run.job_id):
+        d = p.dispute(int(e.args["disputeId"]))
+        _kind, rounds = cheats.get(d.stage, ("honest", ()))
+        cheater = net.address(PROVIDERS[d.stage]).lower()
+        if d.provider.lower() != cheater or d.round not in rounds:
+            wrong.append((d.dispute_id, d.round, d.stage, d.leaf_index))
+    if wrong:
+        ids = {w[0] for w in wrong}
+        reasons = [
+            c
+            for snap in run.snapshots()
+            if snap["kind"] == "validator"
+            for c in snap.get("challenges", [])
+            if c[0] in ids
+        ]
+        raise AssertionError(
+            f"honest providers challenged (dispute, round, stage, leaf): {wrong}; "
+            f"validators' reasons: {reasons}"
+        )
+
+
 def _check_caught_and_replaced(net, run, cheats: dict[int, tuple[str, tuple[int, ...]]]):
     p = run.owner.protocol
     job = run.job_id
+    _check_no_honest_challenged(net, run, cheats)
     resolved = _events(p, "AuditCourt", "DisputeResolved", job)
     slashed = {
         p.dispute(int(e.args["disputeId"])).stage: p.dispute(int(e.args["disputeId"])).round
