@@ -83,7 +83,7 @@ class FuzzResult:
         if self.returncode == 0:
             verdict = "every invariant held"
         else:
-            verdict = "FAILED: " + ("; ".join(failures) or "see above")
+            verdict = "FAILED: " + ("; ".join(dict.fromkeys(failures)) or "see above")
         reached = ", ".join(f"{k} {v:,}" for k, v in self.reached.items())
         return (
             f"fuzz summary: profile {profile}, {len(self.campaigns)} campaign(s), "
@@ -95,10 +95,12 @@ class FuzzResult:
 
 def parse_campaigns(output: str) -> list[Campaign]:
     """The campaign lines of forge's output, passed or failed."""
-    return [
-        Campaign(name, bool(tag), int(runs), int(calls), int(reverts))
+    # Forge repeats a failed campaign's line in its closing "Failing tests" list: one per name.
+    found = {
+        name: Campaign(name, bool(tag), int(runs), int(calls), int(reverts))
         for tag, name, runs, calls, reverts in _CAMPAIGN.findall(output)
-    ]
+    }
+    return list(found.values())
 
 
 def read_stats(path: Path) -> dict[str, int]:

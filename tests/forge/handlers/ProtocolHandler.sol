@@ -238,6 +238,9 @@ contract ProtocolHandler is TesseraSystem {
             }
         }
         _must(who, address(market), abi.encodeCall(market.joinStage, (jobId, stage)));
+        // A join makes a fresh allocation (a vacated provider's was released, or it could not
+        // re-join): the per-job cap applies to each allocation.
+        slashedInJob[jobId][who] = 0;
     }
 
     /// @notice The cheater commits its stage with a cheat: a wrong leaf that only a replay shows,
