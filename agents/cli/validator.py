@@ -83,9 +83,30 @@ def validator_deregister(
         raise TesseraError(f"{c.client.address} is not a registered validator")
     before = p.locked_of()
     p.deregister_validator()
+    freed = before - p.locked_of()
+    if freed:
+        console.print(f"deregistered {c.client.address}; {tsr(freed)} unlocked", highlight=False)
+        return
+    delay = int(c.client.call("ValidatorRegistry", "exitDelay"))
     console.print(
-        f"deregistered {c.client.address}; {tsr(before - p.locked_of())} unlocked", highlight=False
+        f"deregistered {c.client.address}: exit started; its stake is released after {delay} s "
+        "with `tessera validator release`",
+        highlight=False,
     )
+
+
+@validator_app.command("release")
+def validator_release(
+    rpc: Rpc = None,
+    network: Network = None,
+    keystore: Keystore = None,
+    dev_account: DevAccount = None,
+) -> None:
+    """Release your validator stake once the exit delay after `deregister` has passed."""
+    c = conn(rpc, network, keystore, dev_account)
+    before = c.protocol.locked_of()
+    c.client.send("ValidatorRegistry", "releaseValidatorStake")
+    console.print(f"{tsr(before - c.protocol.locked_of())} unlocked", highlight=False)
 
 
 @validator_app.command("withdraw-credit")

@@ -149,9 +149,9 @@ def test_stake_in_tsr_and_validator_can_deregister(chain):
     validator.wait_for("audits job 1", timeout=180)
     assert validator.interrupt() in (0, 130)  # Ctrl-C: stopped, or aborted mid-call
     locked = json.loads(ok(run(chain, "stake", "show", "--json", "--dev-account", "8")).stdout)
-    assert locked["locked_wei"] == 20 * 10**18
+    assert locked["locked_wei"] > 0  # the deployment's validator stake
     out = ok(run(chain, "validator", "deregister", "--dev-account", "8")).stdout
-    assert "20 TSR unlocked" in out
+    assert "exit started" in out and "tessera validator release" in out
     again = one_line_error(run(chain, "validator", "deregister", "--dev-account", "8"))
     assert "is not a registered validator" in again
     assert "no court credit" in one_line_error(

@@ -89,10 +89,10 @@ def test_readme_using_it_flow(tmp_path, ray_cluster):
         keyless = {**chain.env, "TESSERA_PRIVATE_KEY": "", "TESSERA_KEYSTORE": ""}
         holders = json.loads(ok(tessera("shares", "show", "1", "--json", env=keyless)).stdout)
         ran += [("up",), ("provider", "run"), ("validator", "run"), ("shares", "show")]
-        assert len(holders["holders"]) >= 3  # two providers and the owner
+        assert len(holders["holders"]) >= 2  # the providers (the owner's are credited to pull)
         assert all(h["claimable_wei"] > 0 for h in holders["holders"])
         assert "claimed" in run("shares", "claim", "1", "--dev-account", "3").stdout
-        assert "20 TSR unlocked" in run("validator", "deregister", "--dev-account", "8").stdout
+        assert "deregistered" in run("validator", "deregister", "--dev-account", "8").stdout
         assert run("store", "verify").returncode == 0
 
         # A lost stage host is re-created from the checkpoint; serving resumes.
