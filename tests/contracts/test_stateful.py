@@ -352,14 +352,24 @@ class ProtocolMachine:
         self.p.shares.depositRevenue(model, st_small, {"from": self.actors[st_actor]})
         self.deposits[model] = self.deposits.get(model, 0) + 1
         HITS["deposit"] += 1
+        # A holder often claims right after revenue arrives; the rule alone would
+        # need a deposit then a claim drawn in order within one short sequence.
+        self.rule_claim(st_job, st_actor)
 
     def rule_claim(self, st_job, st_actor):
         models = self._models()
         if not models:
             return
-        model = models[st_job % len(models)]
+        # Prefer a (model, holder) pair with revenue due, so claims are exercised
+        # whenever any deposit reached a holder; otherwise claim nothing and revert.
         rotated = self._rotated(self.actors, st_actor)
-        a = next((x for x in rotated if self.p.shares.claimable(model, x) > 0), rotated[0])
+        due = [
+            (m, x)
+            for m in self._rotated(models, st_job)
+            for x in rotated
+            if self.p.shares.claimable(m, x) > 0
+        ]
+        model, a = due[0] if due else (models[st_job % len(models)], rotated[0])
         if self.p.shares.claimable(model, a) == 0:
             with brownie.reverts():
                 self.p.shares.claim(model, {"from": a})
