@@ -1,11 +1,11 @@
 """Audit benchmark: how often a cheater is caught, and what the audits cost.
 
-    python bench/audit.py                  # 2000 steps a round, 2 micro-batches, K = 100
-    python bench/audit.py --steps 400      # a quicker look (overhead then exceeds 5%)
+    python bench/audit.py                  # 6000 steps a round, 2 micro-batches, K = 100
+    python bench/audit.py --steps 600      # a quicker look (overhead then exceeds 5%)
 
 What runs, all real (torch, the embedded store, the production replay child):
 
-1. One round of a small 3-stage model (3 layers, d_model 32, seq_len 32, batch 4 in
+1. One round of a small 3-stage model (3 layers, d_model 32, seq_len 64, batch 16 in
    2 micro-batches; `--steps` steps) trained with the in-process pipeline; the middle
    stage cheats (skips the optimizer update) in a seeded 5% of its steps.
 2. For V = 1, 3, 10 validators, each with its own address, k = ceil(K / V) leaves:
@@ -14,9 +14,11 @@ What runs, all real (torch, the embedded store, the production replay child):
    validator's replay child (`python -m agents.training.replay --serve`, started once
    and warmed up, as a validator keeps it). Every replayed step's verdict is checked:
    a mismatch exactly on the falsified steps, a match everywhere else (soundness).
-   `audit_overhead V FRACTION` = (bundle building + all V validators' replays) / the
-   audited stage's own compute time for the round (its `compute_seconds`, the smallest
-   honest denominator: waiting on other stages is not counted as training).
+   `audit_overhead V FRACTION` = (the provider's per-step snapshots + bundle building +
+   all V validators' record checks and replays) / the audited stage's own compute time
+   for the round (its `compute_seconds`, the smallest honest denominator: waiting on
+   other stages is not counted as training; the snapshots are CPU time of the hashing
+   thread that takes them, off the critical path but counted here all the same).
 3. `detection_rate F V RATE`: over `--trials` seeded cheating runs, a provider
    falsifies F of its steps (1 step, 5%, 20% or all; whole steps are the cheater's best
    choice, since a replay checks every micro-batch of a sampled step), the seed and the
@@ -25,10 +27,15 @@ What runs, all real (torch, the embedded store, the production replay child):
    and an honest one never does, so these are the rates of the real audit.
 
 Why these sizes: a cheater falsifying a fraction f of its steps escapes K sampled steps
-with probability (1-f)^K, so f = 5% at >= 99% needs K >= 90 (K = 100: 99.4%). Each
-replayed step costs about one step of the stage's compute, so overhead ~ K / S: K = 100
-within 5% needs S >= 2000 steps a round (a round of ~1-2 minutes on this model). The
-union over validators is what grows coverage: with V validators k = ceil(K / V) each.
+with probability (1-f)^K, so f = 5% at >= 99% needs K >= 90 (K = 100: 99.4%). A
+replayed step costs its compute plus loading and hashing the snapshot, and its bundle
+entry serialising two states: ~2-3 steps of compute on this model, so overhead ~
+2.5 K / S, and K = 100 within 5% needs S ~ 5000+ steps a round (S = 6000: a round of
+a few minutes here; production rounds are longer). The per-step snapshot and the
+record check scale with the state, compute with the tokens a step trains on (batch 16
+x 64 here), so bigger batches only make the ratio better. The union over validators is
+what grows coverage: with V validators k = ceil(K / V) each, and each validator also
+pays one check of the record against the commitment (O(leaves)).
 """
 
 from __future__ import annotations
@@ -83,12 +90,12 @@ def _spec(args, dataset: str) -> JobSpec:
 
     return JobSpec(
         name="audit-bench",
-        model=ModelConfig(n_layer=3, n_head=2, d_model=32, seq_len=32),
+        model=ModelConfig(n_layer=3, n_head=2, d_model=32, seq_len=64),
         num_stages=3,
         dataset=dataset,
         compression=CompressionConfig(method="int8"),
         training=TrainingConfig(
-            batch_size=4, micro_batches=args.micro_batches, steps_per_round=args.steps
+            batch_size=16, micro_batches=args.micro_batches, steps_per_round=args.steps
         ),
         determinism=DeterminismConfig(
             seed=3,
@@ -127,7 +134,7 @@ def detection_rate(fraction, validators: int, k: int, steps: int, m: int, trials
 def main(argv: list[str] | None = None) -> None:
     """Run the benchmark and print its figures."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=2000, help="steps per round")
+    p.add_argument("--steps", type=int, default=6000, help="steps per round")
     p.add_argument("--micro-batches", type=int, default=2)
     p.add_argument("--target-leaves", type=int, default=100, help="K: leaves sampled in all")
     p.add_argument("--trials", type=int, default=1000, help="seeded cheating runs per (F, V)")
@@ -170,6 +177,7 @@ def main(argv: list[str] | None = None) -> None:
         wall = time.perf_counter() - t0
         res = results[STAGE]
         compute = res.metrics["compute_seconds"]
+        snapshots = res.metrics["snapshot_seconds"]
         provider = _address("provider")
         record = res.to_record(
             provider=provider, spec=spec_cid, new_checkpoint=store.add_bytes(res.state_bytes)
@@ -182,6 +190,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"target_leaves_K {args.target_leaves}")
         print(f"round_wall_s {wall:.2f}")
         print(f"stage_compute_s {compute:.2f}")
+        print(f"stage_snapshot_s {snapshots:.2f}")
 
         replayer = ReplayWorker(str(store_dir), spec.determinism.cpu_capability)
         replayer.warm_up()
@@ -210,7 +219,7 @@ def main(argv: list[str] | None = None) -> None:
                         steps_replayed.add(step)
                         if verdict.match is not (step not in cheat_steps):
                             unsound += 1
-                overhead = (bundle_s + replay_s) / compute
+                overhead = (snapshots + bundle_s + replay_s) / compute
                 print(
                     f"# V={v} k={k}: {len(steps_replayed)} distinct steps replayed, "
                     f"bundle {bundle_s:.2f}s, replays {replay_s:.2f}s"

@@ -1,14 +1,19 @@
 """Slow links between providers: the pipeline over the transport, each stage in its own netns.
 
-    sudo python bench/links.py [--steps 3] [--stages 2] [--rate 100mbit]
+    sudo python bench/links.py [--steps 3] [--stages 2] [--rate 100mbit] [--d-model 64]
 
 Each stage runs in its own Linux network namespace, in its own process, with
 no Ray; adjacent stages are joined by a veth pair, unshaped or shaped on both
 ends with `tc qdisc ... tbf` (netem is not available on the build machines).
 The stages talk exactly as providers do (ZeroMQ CURVE, signed payloads,
 the same stage loop); the peer table is static instead of read from a chain.
-The model's uncompressed boundary traffic is comparable to its compute at
-100 Mbit/s (d_model 512, seq_len 256).
+The model is chosen so that its uncompressed boundary traffic takes longer
+to cross the shaped link than its compute (the premise of the measurement):
+on these CPUs a d_model 512 stage computes ~10x longer than its fp32
+activations take at 100 Mbit/s, so the default is one layer a stage at
+d_model 64, mlp_ratio 1, seq_len 256 (compute ~ d^2 T, traffic ~ d T). The
+run prints the premise it measured: the in-process step time against the
+time the uncompressed bytes of a step need at the shaped rate.
 
 Prints one line per compression setting C and link L:
 
@@ -57,12 +62,14 @@ def methods() -> list[str]:
     return ["none", "int8"] + ([best] if best != "int8" else [])
 
 
-def make_spec(dataset: str, method: str, stages: int, steps: int) -> JobSpec:
+def make_spec(dataset: str, method: str, stages: int, steps: int, d_model: int = 64) -> JobSpec:
     import torch
 
     return JobSpec(
         name="bench-links",
-        model=ModelConfig(n_layer=stages, n_head=8, d_model=512, seq_len=256),
+        model=ModelConfig(
+            n_layer=stages, n_head=max(1, d_model // 64), d_model=d_model, seq_len=256, mlp_ratio=1
+        ),
         num_stages=stages,
         dataset=dataset,
         compression=CompressionConfig(method=method),
@@ -282,11 +289,21 @@ def in_process(spec: JobSpec, store) -> float:
     return (time.perf_counter() - t0) / spec.training.steps_per_round
 
 
+def _bits_per_s(rate: str) -> float:
+    """tc's rate words: 100mbit -> 1e8."""
+    units = {"kbit": 1e3, "mbit": 1e6, "gbit": 1e9, "bit": 1.0}
+    for unit, scale in units.items():
+        if rate.endswith(unit):
+            return float(rate[: -len(unit)]) * scale
+    raise SystemExit(f"error: rate {rate!r} is not like 100mbit")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--stages", type=int, default=2)
     ap.add_argument("--rate", default="100mbit")
+    ap.add_argument("--d-model", type=int, default=64)
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -314,7 +331,7 @@ def main() -> int:
         results: dict[tuple[str, str], dict] = {}
         with Namespaces(args.stages) as ns:
             for method in methods():
-                spec = make_spec(dataset, method, args.stages, args.steps)
+                spec = make_spec(dataset, method, args.stages, args.steps, args.d_model)
                 for link, rate in (("unshaped", None), (args.rate, args.rate)):
                     ns.shape(rate)
                     r = run_transport(ns, spec, work, keys, accounts)
@@ -323,7 +340,13 @@ def main() -> int:
                         f"link {method} {link} {r['step_s']:.3f} {int(r['bytes_per_step'])}",
                         flush=True,
                     )
-        base = in_process(make_spec(dataset, "int8", args.stages, args.steps), store)
+        base = in_process(make_spec(dataset, "int8", args.stages, args.steps, args.d_model), store)
+        raw = in_process(make_spec(dataset, "none", args.stages, args.steps, args.d_model), store)
+        wire = results[("none", "unshaped")]["bytes_per_step"] * 8 / _bits_per_s(args.rate)
+        print(
+            f"# premise: uncompressed bytes of a step need {wire:.3f}s at {args.rate}, "
+            f"in-process compute step {raw:.3f}s ({'holds' if wire > raw else 'does NOT hold'})"
+        )
         over = results[("int8", "unshaped")]["step_s"] / base
         print(f"transport_overhead {over:.2f}")
         best = methods()[-1]

@@ -47,6 +47,9 @@ contract InferencePayments is Ownable, ReentrancyGuardTransient {
     error ZeroTokens();
     /// @notice The model id does not fit the payment record.
     error ModelIdTooLarge(uint256 modelId);
+    /// @notice The price rose past what the client agreed to pay (e.g. a price change
+    ///         mined just before the payment).
+    error FeeAboveMax(uint256 fee, uint256 maxFee);
 
     constructor(IERC20 token_, IModelShares shares_, uint256 defaultPrice, address admin) Ownable(admin) {
         token = token_;
@@ -83,12 +86,19 @@ contract InferencePayments is Ownable, ReentrancyGuardTransient {
     /// @param modelId The model (= job id).
     /// @param requestId The client's id for this request (single use).
     /// @param tokens How many tokens the stages may generate for it.
+    /// @param maxFee The most the client pays (the fee it saw quoted): a price raised
+    ///        between quote and payment reverts instead of charging more.
     /// @return fee What was charged.
-    function pay(uint256 modelId, bytes32 requestId, uint32 tokens) external nonReentrant returns (uint256 fee) {
+    function pay(uint256 modelId, bytes32 requestId, uint32 tokens, uint256 maxFee)
+        external
+        nonReentrant
+        returns (uint256 fee)
+    {
         if (tokens == 0) revert ZeroTokens();
         if (modelId > type(uint64).max) revert ModelIdTooLarge(modelId);
         if (_payments[requestId].payer != address(0)) revert RequestAlreadyPaid(requestId);
         fee = uint256(tokens) * priceOf(modelId);
+        if (fee > maxFee) revert FeeAboveMax(fee, maxFee);
         _payments[requestId] = Payment(msg.sender, uint64(modelId), tokens, uint128(fee));
         emit InferencePaid(requestId, modelId, msg.sender, tokens, fee);
         if (fee != 0) {

@@ -254,6 +254,10 @@ def _hand_over_admin(client, p: dict[str, Any], addr: dict[str, str]) -> None:
         client.deployment.contracts["Timelock"] = timelock
         for name in ADMINISTERED:
             client.send(name, "grantRole", admin_role, timelock)
+        # Prices of inference move only through the timelock too.
+        client.send("InferencePayments", "transferOwnership", timelock)
+    else:  # renounce: every model is served at the deployment's default price, for good
+        client.send("InferencePayments", "renounceOwnership")
     for name in ADMINISTERED:
         client.send(name, "renounceRole", admin_role, me)
     if client.chain_id not in DEV_CHAIN_IDS:

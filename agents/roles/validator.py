@@ -24,16 +24,31 @@ from agents.chain.errors import RevertError
 from agents.chain.protocol import DisputeStatus, JobStatus, Protocol
 from agents.lineage import load_document
 from agents.lineage.documents import RoundRecord
-from agents.protocol.audit import Finding, attribute_boundary, check_boundaries, check_record
+from agents.protocol.audit import (
+    Finding,
+    Structural,
+    attribute_boundary,
+    check_boundaries,
+    check_record,
+)
 from agents.protocol.rounds import Phase
 from agents.protocol.votes import vote_commitment, vote_salt
 from agents.roles.keeper import Keeper
 from agents.roles.replay import ReplayWorker
 from agents.training.audit import ChainBinding, record_problems
-from agents.training.traces import leaf_hash, trace_tree, validator_sample
+from agents.training.traces import leaf_hash, leaf_struct, trace_tree, validator_sample
 
 log = logging.getLogger(__name__)
 ZERO_ROOT = "0x" + "00" * 32
+# AuditCourt.FaultKind of each structural finding. ROUND_START and INITIAL_STATE are one
+# on-chain kind: the chain knows which start state the round owed.
+FAULT_KIND = {
+    Structural.SPLIT_STEP: 0,
+    Structural.DISCONTINUITY: 1,
+    Structural.ROUND_START: 2,
+    Structural.INITIAL_STATE: 2,
+    Structural.FINAL_STATE: 3,
+}
 
 
 @dataclass
@@ -45,6 +60,8 @@ class ValidatorStats:
     replay_seconds: float = 0.0
     train_seconds_audited: float = 0.0
     challenges: list[tuple[int, int, int, int, str]] = field(default_factory=list)
+    # (round, stage, leaf, reason) of structural faults convicted outright (proveFault).
+    faults_proven: list[tuple[int, int, int, str]] = field(default_factory=list)
     votes: list[tuple[int, bool]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -372,6 +389,9 @@ class ValidatorAgent:
             if self._already_disputed(round_, f.stage):
                 challenged.add(f.stage)
                 continue
+            if f.structural is not None and f.provable and self._prove(round_, rec, f):
+                challenged.add(f.stage)
+                continue
             try:
                 if f.provable:
                     tree = trace_tree(rec.leaves)
@@ -388,7 +408,27 @@ class ValidatorAgent:
             self.stats.challenges.append((dispute_id, round_, f.stage, f.leaf, f.reason))
             log.info("challenged round %s stage %s leaf %s: %s", round_, f.stage, f.leaf, f.reason)
 
+    def _prove(self, round_: int, rec: RoundRecord, f: Finding) -> bool:
+        """Convict a structural fault outright from its leaves and proofs (no committee,
+        no bond at risk). False when the chain refuses the proof (e.g. the fault is
+        against a checkpoint the chain holds no hash of): then it is challenged."""
+        tree = trace_tree(rec.leaves)
+        first = f.other_leaf if f.other_leaf is not None else f.leaf
+        a, b = ((leaf_struct(rec.leaves[i]), tree.proof(i)) for i in (first, f.leaf))
+        try:
+            self.p.prove_fault(self.job_id, round_, f.stage, FAULT_KIND[f.structural], a, b)
+        except RevertError as exc:
+            self.stats.notes.append(f"fault proof of stage {f.stage} refused: {exc}")
+            return False
+        self.stats.faults_proven.append((round_, f.stage, f.leaf, f.reason))
+        log.info("proved round %s stage %s leaf %s: %s", round_, f.stage, f.leaf, f.reason)
+        return True
+
     def _already_disputed(self, round_: int, stage: int) -> bool:
+        """Someone challenged this commitment already, or it is slashed (e.g. a fault
+        another validator proved): nothing more to win, only gas to spend."""
+        if self.p.commitment(self.job_id, round_, stage).slashed:
+            return True
         events = self.p.client.events(
             "AuditCourt", "ChallengeOpened", self.keeper.from_block, filters={"jobId": self.job_id}
         )

@@ -50,7 +50,9 @@ class AuditStep(Document):
     `grads`: every payload received in the step. `sent` / `sent_grads`: every
     payload sent (the last stage's "sent" holds its losses), so a validator on
     another platform can compare its recomputation with a tolerance after
-    checking these hash to the committed leaves.
+    checking these hash to the committed leaves. `after`, `sent` and
+    `sent_grads` are published only when the spec sets `cross_platform_rtol`:
+    a same-platform replay recomputes them and compares hashes.
     """
 
     step: int = Field(ge=0)
@@ -172,11 +174,22 @@ def build_audit_bundle(
     steps = sorted({i // m for i in leaf_indices})
     logs = last_round["logs"]
     store = worker.store
+    # What a cross-platform replay compares its recomputation with; a same-platform
+    # replay recomputes and hashes them, so without a tolerance they are not sent.
+    tensors = bool(worker.spec.audit.cross_platform_rtol)
+
+    def payloads(by_mb):
+        return store.add_bytes(_payloads_to_bytes(by_mb)) if by_mb and tensors else None
+
+    def end_state(s):
+        after = logs[s + 1].snapshot if s + 1 in logs else last_round["end"]
+        return store.add_bytes(state_to_bytes(after, content_hash=leaves[s * m].params_after))
+
     entries = []
     for s in steps:
         log = logs[s]
-        after = logs[s + 1].snapshot if s + 1 in logs else last_round["end"]
-        after_hash = leaves[s * m].params_after
+        if log.snapshot is None:
+            raise AuditError(f"stage {worker.stage} kept no snapshot of step {s} (a replay worker)")
         entries.append(
             AuditStep(
                 step=s,
@@ -186,11 +199,9 @@ def build_audit_bundle(
                 ),
                 inputs=store.add_bytes(_payloads_to_bytes(log.inputs)),
                 grads=None if worker.is_last else store.add_bytes(_payloads_to_bytes(log.grads)),
-                sent=store.add_bytes(_payloads_to_bytes(log.sent)) if log.sent else None,
-                sent_grads=store.add_bytes(_payloads_to_bytes(log.sent_grads))
-                if log.sent_grads
-                else None,
-                after=store.add_bytes(state_to_bytes(after, content_hash=after_hash)),
+                sent=payloads(log.sent),
+                sent_grads=payloads(log.sent_grads),
+                after=end_state(s) if tensors else None,
                 input_signatures=_signatures(log.input_signatures, m),
                 grad_in_signatures=_signatures(log.grad_signatures, m),
             )
@@ -281,6 +292,7 @@ def replay_leaves(
     m = spec.training.micro_batches
     by_step = {e.step: e for e in bundle.steps}
     results: dict[int, ReplayResult] = {}
+    workers: dict[bool, Any] = {}  # built once per call, moved to each step's snapshot
     for index in leaf_indices:
         if not 0 <= index < len(record.leaves):
             raise AuditError(f"leaf {index} is not in the round record")
@@ -292,7 +304,7 @@ def replay_leaves(
         if entry is None:
             verdicts = [(False, ("bundle",), f"bundle has no snapshot for step {step}")] * m
         else:
-            verdicts = _replay_step(store, spec, binding, entry, committed, StageWorker)
+            verdicts = _replay_step(store, spec, binding, entry, committed, StageWorker, workers)
         for leaf, (match, fields, detail) in zip(committed, verdicts, strict=True):
             results[leaf.index] = ReplayResult(leaf.index, match, fields, detail)
     return results
@@ -310,7 +322,16 @@ def _check_payloads(store, entry, committed, field, cid, m) -> dict[int, Any]:
     return payloads
 
 
-def _replay_step(store, spec, binding, entry, committed, worker_cls):
+def _worker_at(workers, tolerant, worker_cls, spec, stage, store, state, known_hash):
+    """A replay worker holding `state`: one per replay call (and platform mode)."""
+    worker = workers.get(tolerant)
+    if worker is None:
+        worker = workers[tolerant] = worker_cls(spec, stage, store=store, snapshots=False)
+    worker.restart_at(state, known_hash=known_hash)
+    return worker
+
+
+def _replay_step(store, spec, binding, entry, committed, worker_cls, workers=None):
     """Recompute every leaf of one step: a (match, mismatched, detail) per micro-batch."""
     from agents.training.checkpoint import state_from_bytes, state_hash
     from agents.training.determinism import DeterminismError
@@ -318,9 +339,11 @@ def _replay_step(store, spec, binding, entry, committed, worker_cls):
     m = spec.training.micro_batches
     stage = binding.stage
     is_first, is_last = stage == 0, stage == spec.num_stages - 1
+    workers = {} if workers is None else workers
     try:
-        snapshot = store.cat(entry.snapshot)
-        if state_hash(state_from_bytes(snapshot, stage=stage)) != committed[0].params_before:
+        snapshot = state_from_bytes(store.cat(entry.snapshot), stage=stage)
+        before = snapshot.content_hash or state_hash(snapshot)
+        if before != committed[0].params_before:
             raise _BundleFault("bundle snapshot is not the committed params_before")
         inputs = (
             None if is_first else _check_payloads(store, entry, committed, "input", entry.inputs, m)
@@ -334,13 +357,13 @@ def _replay_step(store, spec, binding, entry, committed, worker_cls):
         return [(False, ("bundle",), str(exc).splitlines()[0])] * m
     tolerant = False
     try:
-        worker = worker_cls(spec, stage, store=store, state=snapshot)
+        worker = _worker_at(workers, False, worker_cls, spec, stage, store, snapshot, before)
     except DeterminismError as exc:
         local = _local_spec(spec)
         if local is None or entry.after is None:
             return [(None, (), f"abstain: cannot reproduce the platform ({exc})")] * m
         tolerant = True
-        worker = worker_cls(local, stage, store=store, state=snapshot)
+        worker = _worker_at(workers, True, worker_cls, local, stage, store, snapshot, before)
     except CheckpointError as exc:
         return [(False, ("params_before",), f"snapshot unusable ({exc})")] * m
     # Data windows follow the chain's job and round, never the provider's record.

@@ -15,6 +15,7 @@ recomputes the hash, so a flipped bit is an error rather than silent data.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -82,10 +83,31 @@ class StageState:
     stage: int
     num_stages: int
     extra: Mapping[str, str] = field(default_factory=dict)
+    # Set by `state_from_bytes` once it has checked the tensors against it.
+    content_hash: str | None = field(default=None, compare=False)
 
     def params(self) -> dict[str, torch.Tensor]:
         """The parameters alone, under GPT's names."""
         return {k[6:]: v for k, v in self.tensors.items() if k.startswith("param/")}
+
+
+def flat_copy(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A CPU copy of `tensors` in one contiguous buffer per dtype, as views of it.
+
+    Two C++ calls per dtype instead of a copy per tensor: a stage state has dozens
+    of small tensors, and per-tensor dispatch dominated copying it every step.
+    """
+    from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+
+    out: dict[str, torch.Tensor] = {}
+    by_dtype: dict[torch.dtype, list[str]] = {}
+    for name, t in tensors.items():
+        by_dtype.setdefault(t.dtype, []).append(name)
+    for names in by_dtype.values():
+        parts = [tensors[n].detach() for n in names]
+        flat = _flatten_dense_tensors(parts).to("cpu")  # always a new buffer
+        out.update(zip(names, _unflatten_dense_tensors(flat, parts), strict=True))
+    return out
 
 
 def state_hash(tensors: Mapping[str, torch.Tensor] | StageState) -> str:
@@ -137,7 +159,7 @@ def state_from_bytes(data: bytes, *, stage: int | None = None) -> StageState:
             f"stage checkpoint content hash {actual} does not match its header "
             f"{metadata.get('state_hash')}"
         )
-    return state
+    return dataclasses.replace(state, content_hash=actual)
 
 
 def _read_metadata(data: bytes) -> dict[str, str]:

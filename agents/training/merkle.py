@@ -17,7 +17,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from eth_utils import keccak
+try:  # safe-pysha3 (a dependency): ~1.6 us a hash, against ~16 us for eth_utils.keccak
+    from sha3 import keccak_256 as _keccak_256
+
+    def keccak(data: bytes) -> bytes:
+        """keccak256 of `data` (Ethereum's, not NIST SHA3)."""
+        return _keccak_256(data).digest()
+
+except ImportError:  # pragma: no cover - eth_utils' pure fallback, same digests
+    from eth_utils import keccak
 
 from agents.training.errors import TrainingError
 

@@ -27,10 +27,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from eth_abi import encode as abi_encode
-from eth_utils import keccak
 
 from agents.lineage.documents import TraceLeaf
-from agents.training.merkle import MerkleError, MerkleTree, to_bytes32
+from agents.training.merkle import MerkleError, MerkleTree, keccak, to_bytes32
 
 LEAF_HASH_FIELDS = (
     "params_before",
@@ -54,9 +53,20 @@ def leaf_hash(leaf: TraceLeaf) -> bytes:
     the contracts recompute."""
     # Every field is a static 32-byte word, so abi.encode is their concatenation (the
     # generic encoder was ~80% of hashing a 4000-leaf round; test_merkle pins the bytes).
-    words = [leaf.step.to_bytes(32, "big"), leaf.micro_batch.to_bytes(32, "big")]
-    words += [to_bytes32(getattr(leaf, f)) for f in LEAF_HASH_FIELDS]
-    return keccak(b"".join(words))
+    head = leaf.step.to_bytes(32, "big") + leaf.micro_batch.to_bytes(32, "big")
+    fields = [getattr(leaf, f) for f in LEAF_HASH_FIELDS]
+    if all(isinstance(f, str) and len(f) == 66 and f[:2] == "0x" for f in fields):
+        # One hex decode for the nine words (the per-word path was most of a tree build).
+        try:
+            return keccak(head + bytes.fromhex("".join(f[2:] for f in fields)))
+        except ValueError:
+            pass  # not hex: to_bytes32 below names the bad word
+    return keccak(head + b"".join(to_bytes32(f) for f in fields))
+
+
+def leaf_struct(leaf: TraceLeaf) -> tuple:
+    """The leaf as the contracts' `TraceLeaf` struct (AuditCourt.proveFault's argument)."""
+    return (leaf.step, leaf.micro_batch, *(to_bytes32(getattr(leaf, f)) for f in LEAF_HASH_FIELDS))
 
 
 def trace_tree(leaves: Sequence[TraceLeaf]) -> MerkleTree:

@@ -29,7 +29,13 @@ import torch
 from agents.lineage.documents import RoundRecord, TraceLeaf
 from agents.protocol.attestation import attestation_hash
 from agents.spec import DeterminismConfig, JobSpec
-from agents.training.checkpoint import StageState, state_from_bytes, state_hash, state_to_bytes
+from agents.training.checkpoint import (
+    StageState,
+    flat_copy,
+    state_from_bytes,
+    state_hash,
+    state_to_bytes,
+)
 from agents.training.compression import BoundaryCodec
 from agents.training.data import DataSource, MicroBatch
 from agents.training.determinism import apply_determinism
@@ -142,12 +148,15 @@ class StageWorker:
         *,
         store: Any,
         state: bytes | None = None,
+        snapshots: bool = True,
     ) -> None:
         if not 0 <= stage < spec.num_stages:
             raise StageError(f"stage {stage} is not in 0..{spec.num_stages - 1}")
         self.spec = spec
         self.stage = stage
         self.store = store
+        # A replay worker keeps no per-step snapshots: nobody audits a replay.
+        self._keep_snapshots = snapshots
         self.determinism = apply_determinism(spec.determinism)
         self.device = torch.device(spec.determinism.device)
         self.is_first = stage == 0
@@ -227,9 +236,30 @@ class StageWorker:
         return self._hash_cache
 
     def _rehash_in_background(self) -> None:
-        """Start hashing the live state (no copy): nothing may mutate it until `state_hash`."""
+        """Start hashing the live state off the critical path; nothing may mutate it
+        until `state_hash` (the next optimizer step waits for it).
+
+        A training worker's job also copies the state first: that copy is the next
+        step's audit snapshot, so keeping one per step costs no time on the
+        critical path (only the copy itself, counted in `snapshot_seconds`).
+        """
         self._hash_cache = None
-        self._hash_pending = _hasher().submit(state_hash, self.state_tensors())
+        live = self.state_tensors()
+        if not self._keep_snapshots:
+            self._hash_pending = _hasher().submit(state_hash, live)
+            return
+
+        def copy() -> StageState:
+            t0 = time.thread_time()  # CPU time: waiting on the GIL is not the copy's cost
+            snap = flat_copy(live)
+            self._snapshot_seconds += time.thread_time() - t0
+            return StageState(tensors=snap, stage=self.stage, num_stages=self.spec.num_stages)
+
+        # One thread runs both in order: the next step waits for the copy only,
+        # and its own update for the hash (which reads the copy, not the live state).
+        copied = _hasher().submit(copy)
+        self._next_snapshot = copied
+        self._hash_pending = _hasher().submit(lambda: state_hash(copied.result().tensors))
 
     @property
     def leaves(self) -> list[TraceLeaf]:
@@ -269,6 +299,7 @@ class StageWorker:
                 f"not {self.stage}/{self.spec.num_stages}"
             )
         self.state_hash()  # let a background hash finish before the tensors change
+        self._next_snapshot = None  # a copy of the state being replaced
         mine = self.state_tensors()
         missing = sorted(set(mine) - set(state.tensors))
         unexpected = sorted(set(state.tensors) - set(mine))
@@ -287,6 +318,18 @@ class StageWorker:
                 target.copy_(src)
         self._hash_cache = None
 
+    def restart_at(self, state: StageState, *, known_hash: str | None = None) -> None:
+        """Drop any open round and load `state`: a replay moving on to another step.
+
+        Building the module and optimizer again cost more than a replayed step
+        itself. `known_hash`: the state hash of `state`, when the caller has just
+        computed it (so it is not hashed twice).
+        """
+        self._round = None
+        self._unsealed, self._micro = [], {}
+        self.load_state(state)
+        self._hash_cache = known_hash
+
     # ----------------------------------------------------------------- rounds
 
     def begin_round(self, job_id: int, round: int, *, start_step: int = 0) -> None:
@@ -297,6 +340,7 @@ class StageWorker:
             raise PipelineError(f"start step {start_step} is outside the round")
         self._job_id, self._round = job_id, round
         self._round_start = self.stage_state()
+        self._next_snapshot: StageState | Future | None = self._round_start
         self._step, self._phase, self._next_mb = start_step, "forward", 0
         self._leaves, self._unsealed = [], []
         self._logs: dict[int, _StepLog] = {}
@@ -307,6 +351,7 @@ class StageWorker:
         self._loss_sum = 0.0
         self._t0 = time.perf_counter()
         self._compute = 0.0
+        self._snapshot_seconds = 0.0
 
     def _expect(self, phase: str, step: int, micro_batch: int | None) -> None:
         if self._round is None:
@@ -382,10 +427,9 @@ class StageWorker:
         if micro_batch == 0:
             self.module.train()
             self.optimizer.zero_grad(set_to_none=True)
-            # The snapshot a bundle for this step needs, kept now instead of rebuilt
-            # later. params_before is filled in by `step`, so the previous step's
-            # hash keeps running in the background through this step's passes.
-            self._logs[step] = _StepLog(snapshot=self.stage_state())
+            # The snapshot a bundle for this step needs: the round-start copy, or the
+            # copy the background job took of the previous step's result.
+            self._logs[step] = _StepLog(snapshot=self._step_snapshot())
         log = self._logs[step]
         mb_data = None
         if self.is_first or self.is_last:
@@ -484,6 +528,14 @@ class StageWorker:
         self._compute += time.perf_counter() - t0
         return result
 
+    def _step_snapshot(self) -> StageState | None:
+        if not self._keep_snapshots:
+            return None
+        snap, self._next_snapshot = self._next_snapshot, None
+        if isinstance(snap, Future):  # the previous step's copy, nearly always done
+            snap = snap.result()
+        return snap if snap is not None else self.stage_state()
+
     def _rounding_key(self, step: int, micro_batch: int) -> str:
         # Public coordinates only, so a replay draws the same stochastic rounding.
         return (
@@ -527,16 +579,22 @@ class StageWorker:
             raise PipelineError(f"stage {self.stage}: no round is open")
         if self._phase != "forward" or self._next_mb != 0:
             raise PipelineError(f"stage {self.stage}: step {self._step} is unfinished")
+        seconds = time.perf_counter() - self._t0
+        leaves = list(self.leaves)  # waits for the last step's copy and hash
+        # The last step's copy is the end state (a copy either way: later rounds
+        # mutate the live tensors, and the audit bundle needs this state).
+        state = self._step_snapshot() if self._keep_snapshots else None
+        state = state if state is not None else self.stage_state()
         metrics = {
             "steps": float(len(self._logs)),
-            "seconds": time.perf_counter() - self._t0,
+            "seconds": seconds,
             "compute_seconds": self._compute,
+            # Off the critical path, in the hashing thread: an audit cost, not training.
+            "snapshot_seconds": self._snapshot_seconds,
         }
         if self._step_losses:
             metrics["loss"] = sum(self._step_losses) / len(self._step_losses)
             metrics["loss_last"] = self._step_losses[-1]
-        leaves = list(self.leaves)
-        state = self.stage_state()
         state_bytes = b""
         if with_state:
             state_bytes = state_to_bytes(state, content_hash=self.state_hash())

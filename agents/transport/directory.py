@@ -81,5 +81,6 @@ def pay_for_inference(client, model_id: int, request_id: bytes, tokens: int) -> 
     spender = client.deployment.address("InferencePayments")
     if fee and client.call("TesseraToken", "allowance", client.address, spender) < fee:
         client.send("TesseraToken", "approve", spender, fee)
-    client.send("InferencePayments", "pay", model_id, request_id, tokens)
+    # The quoted fee is the cap: a price raised before this is mined reverts the payment.
+    client.send("InferencePayments", "pay", model_id, request_id, tokens, fee)
     return fee

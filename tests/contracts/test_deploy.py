@@ -40,6 +40,7 @@ def test_deploy_writes_record_wires_roles_and_renounces_admin(
     StakeManager,
     JobMarket,
     ValidatorRegistry,
+    InferencePayments,
 ):
     """M-7: by default no admin key survives the deployment: the deployer cannot grant itself
     PROTOCOL_ROLE (to slash anyone) nor MINTER_ROLE (to dilute revenue)."""
@@ -67,10 +68,23 @@ def test_deploy_writes_record_wires_roles_and_renounces_admin(
         stakes.grantRole(stakes.PROTOCOL_ROLE(), accounts[0], {"from": accounts[0]})
     with brownie.reverts():
         shares.grantRole(shares.MINTER_ROLE(), accounts[0], {"from": accounts[0]})
+    # Nobody can reprice inference either (a model's revenue is its holders'): the default
+    # price holds for good.
+    payments = InferencePayments.at(c["InferencePayments"])
+    assert payments.owner() == brownie.ZERO_ADDRESS
+    with brownie.reverts():
+        payments.setPrice(1, 0, {"from": accounts[0]})
 
 
 def test_deploy_with_timelock_hands_admin_to_a_delay_longer_than_unbonding(
-    deploy_module, accounts, ModelShares, StakeManager, JobMarket, ValidatorRegistry, Timelock
+    deploy_module,
+    accounts,
+    ModelShares,
+    StakeManager,
+    JobMarket,
+    ValidatorRegistry,
+    Timelock,
+    InferencePayments,
 ):
     """M-7: with admin=timelock every admin role sits in a TimelockController whose delay
     exceeds the unbonding period, so anyone can unstake before an admin action lands."""
@@ -80,6 +94,7 @@ def test_deploy_with_timelock_hands_admin_to_a_delay_longer_than_unbonding(
     for contract in _deployed(record, StakeManager, ModelShares, JobMarket, ValidatorRegistry):
         assert contract.hasRole(ADMIN, lock)
         assert not contract.hasRole(ADMIN, accounts[0])
+    assert InferencePayments.at(record["contracts"]["InferencePayments"]).owner() == lock
 
 
 def test_faucet_mints_only_on_dev_chains(protocol, accounts, chain):

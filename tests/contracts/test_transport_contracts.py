@@ -48,7 +48,7 @@ def test_payment_goes_to_holders_through_deposit_revenue_once(protocol, payments
     rid = "0x" + "ab" * 32
     token.approve(payments, 10 * price, {"from": payer})
     before = shares.claimable(42, holder)
-    tx = payments.pay(42, rid, 10, {"from": payer})
+    tx = payments.pay(42, rid, 10, 10 * price, {"from": payer})
     assert tx.events["InferencePaid"]["fee"] == 10 * price
     assert shares.claimable(42, holder) - before == 10 * price
     assert token.balanceOf(payments) == 0  # nothing stays in the contract
@@ -56,9 +56,29 @@ def test_payment_goes_to_holders_through_deposit_revenue_once(protocol, payments
     assert (paid[0], int(paid[1]), int(paid[2]), int(paid[3])) == (payer, 42, 10, 10 * price)
     token.approve(payments, 10 * price, {"from": payer})
     with brownie.reverts():  # RequestAlreadyPaid: one payment buys one request
-        payments.pay(42, rid, 10, {"from": payer})
+        payments.pay(42, rid, 10, 10 * price, {"from": payer})
     with brownie.reverts():
-        payments.pay(42, "0x" + "cd" * 32, 0, {"from": payer})
+        payments.pay(42, "0x" + "cd" * 32, 0, 0, {"from": payer})
     assert payments.paymentOf("0x" + "ef" * 32)[0] == "0x" + "00" * 20
     with brownie.reverts():
         payments.setPrice(42, 1, {"from": payer})  # only the owner prices models
+
+
+def test_exploit_price_raised_before_a_payment_cannot_overcharge(protocol, payments, accounts):
+    """Whoever sets prices (the owner, or the timelock) raised a model's price after the
+    client approved a generous allowance and before its payment was mined: the old
+    `pay(model, request, tokens)` charged the new price. The client's quoted fee is now
+    the cap; the payment reverts and nothing moves."""
+    deployer, holder, payer = protocol.deployer, accounts[4], accounts[6]
+    shares, token = protocol.shares, protocol.token
+    shares.grantRole(shares.MINTER_ROLE(), deployer, {"from": deployer})
+    shares.mint(holder, 43, 1000, {"from": deployer})
+    token.mint(payer, 10**21, {"from": deployer})
+    quoted = 5 * payments.priceOf(43)
+    token.approve(payments, 10**21, {"from": payer})
+    payments.setPrice(43, 100 * payments.priceOf(43), {"from": deployer})  # the front-run
+    before = token.balanceOf(payer)
+    with brownie.reverts():  # FeeAboveMax
+        payments.pay(43, "0x" + "42" * 32, 5, quoted, {"from": payer})
+    assert token.balanceOf(payer) == before
+    assert payments.paymentOf("0x" + "42" * 32)[0] == "0x" + "00" * 20

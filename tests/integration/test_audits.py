@@ -61,6 +61,11 @@ def _check_caught_and_replaced(net, run, cheats: dict[int, tuple[str, tuple[int,
         for e in resolved
         if e.args["providerSlashed"]
     }
+    # Structural faults are convicted outright from two leaves and their proofs.
+    proven = _events(p, "AuditCourt", "FaultProven", job)
+    for e in proven:
+        assert int(e.args["stage"]) in cheats, f"fault proven against an honest stage: {e.args}"
+        slashed.setdefault(int(e.args["stage"]), int(e.args["round"]))
     assert set(slashed) == set(cheats), f"slashed (stage: round) {slashed}"
     lost = [
         (d.dispute_id, d.round, d.stage, d.leaf_index, d.provider, d.challenger)
@@ -101,6 +106,16 @@ def test_spec_and_dataset_swaps_weight_swaps_and_arbitrary_starts_are_slashed(ne
         state = drive(net, run, timeout=900)
         assert state.status == JobStatus.COMPLETED
         _check_caught_and_replaced(net, run, cheats)
+        # A round 0 from uncommitted weights needs no committee: a validator proved it
+        # from the step-0 leaf and its proof (AuditCourt.proveFault).
+        p = run.owner.protocol
+        proven = {int(e.args["stage"]) for e in _events(p, "AuditCourt", "FaultProven", run.job_id)}
+        said = [
+            (snap.get("faults_proven"), snap.get("notes"))
+            for snap in run.snapshots()
+            if snap["kind"] == "validator"
+        ]
+        assert 3 in proven, f"faults proven on stages {proven}; validators: {said}"
 
 
 def test_poison_wrong_checkpoint_old_record_and_withheld_bundles_are_slashed(net, dataset):

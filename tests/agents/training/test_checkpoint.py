@@ -81,3 +81,29 @@ def test_a_checkpoint_with_missing_or_misshapen_tensors_is_refused(trained, spec
     # The header names the format; another format is refused.
     header = json.loads(wrong[8 : 8 + int.from_bytes(wrong[:8], "little")])
     assert header["__metadata__"]["format"] == "tessera/stage-state@1"
+
+
+def test_per_step_snapshots_are_copies_of_each_steps_start_state(trained, spec, store):
+    """The snapshots the hashing thread takes (one flat copy a step) are what each step
+    started from, and later steps do not change them (a bundle built from an aliased
+    snapshot would fail its honest provider's audit)."""
+    from agents.training.checkpoint import flat_copy
+
+    workers, results = trained
+    w = workers[1]
+    logs, leaves = w._last_round["logs"], w._last_round["leaves"]
+    m = spec.training.micro_batches
+    assert len(logs) == spec.training.steps_per_round >= 2
+    for step, log in logs.items():
+        assert state_hash(log.snapshot) == log.params_before == leaves[step * m].params_before
+    assert state_hash(w._last_round["end"]) == results[1].state_hash == leaves[-1].params_after
+    live = w.state_tensors()
+    copy = flat_copy(live)
+    assert copy.keys() == live.keys()
+    for name, t in live.items():
+        assert torch.equal(copy[name], t) and copy[name].shape == t.shape
+        assert copy[name].data_ptr() != t.data_ptr()
+    before = state_hash(copy)
+    with torch.no_grad():
+        next(iter(live.values())).add_(1.0)
+    assert state_hash(copy) == before != state_hash(live)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from agents.training.config import ModelConfig
+from agents.spec import ModelConfig
 from agents.training.kvcache import KVCache, forward_cached
 from agents.training.stages import build_stage
 
