@@ -5,9 +5,10 @@
 
 What runs, all real (torch, the embedded store, the production replay child):
 
-1. One round of a small 3-stage model (3 layers, d_model 32, seq_len 64, batch 16 in
+1. One round of a small 3-stage model (6 layers, d_model 64, seq_len 64, batch 64 in
    2 micro-batches; `--steps` steps) trained with the in-process pipeline; the middle
-   stage cheats (skips the optimizer update) in a seeded 5% of its steps.
+   stage cheats (skips the optimizer update) in a seeded 5% of its steps. Only that
+   stage keeps per-step snapshots (S copies of its state: ~1.2 MB each here).
 2. For V = 1, 3, 10 validators, each with its own address, k = ceil(K / V) leaves:
    the provider builds ONE bundle (from the per-step snapshots its worker kept) for the
    union of the V samples, and the V validators replay their leaves' steps in the
@@ -28,14 +29,16 @@ What runs, all real (torch, the embedded store, the production replay child):
 
 Why these sizes: a cheater falsifying a fraction f of its steps escapes K sampled steps
 with probability (1-f)^K, so f = 5% at >= 99% needs K >= 90 (K = 100: 99.4%). A
-replayed step costs its compute plus loading and hashing the snapshot, and its bundle
-entry serialising two states: ~2-3 steps of compute on this model, so overhead ~
-2.5 K / S, and K = 100 within 5% needs S ~ 5000+ steps a round (S = 6000: a round of
-a few minutes here; production rounds are longer). The per-step snapshot and the
-record check scale with the state, compute with the tokens a step trains on (batch 16
-x 64 here), so bigger batches only make the ratio better. The union over validators is
-what grows coverage: with V validators k = ceil(K / V) each, and each validator also
-pays one check of the record against the commitment (O(leaves)).
+replayed step costs its compute plus loading and hashing the snapshot (~1.1 steps of
+compute), its bundle entry serialising two states and four payload files (~0.5), so
+overhead ~ snapshots + 1.6 K / S: the per-step snapshot is ~1.2% of compute at 4096
+tokens a step, and K = 100 within 5% needs S >= ~4500 steps a round (S = 6000: a
+~20-minute round on 2 CPU cores; production rounds are longer and their steps far
+bigger). Snapshots and the record check scale with the state, compute with the state
+times the tokens a step trains on, so bigger batches only make the ratio better (at
+1024 tokens a step the snapshots alone were ~4%). The union over validators is what
+grows coverage: with V validators k = ceil(K / V) each, and each validator also pays
+its own record check (O(leaves)) and replay-worker start.
 """
 
 from __future__ import annotations
@@ -90,12 +93,14 @@ def _spec(args, dataset: str) -> JobSpec:
 
     return JobSpec(
         name="audit-bench",
-        model=ModelConfig(n_layer=3, n_head=2, d_model=32, seq_len=64),
+        model=ModelConfig(n_layer=args.layers, n_head=2, d_model=args.d_model, seq_len=64),
         num_stages=3,
         dataset=dataset,
         compression=CompressionConfig(method="int8"),
         training=TrainingConfig(
-            batch_size=16, micro_batches=args.micro_batches, steps_per_round=args.steps
+            batch_size=args.batch_size,
+            micro_batches=args.micro_batches,
+            steps_per_round=args.steps,
         ),
         determinism=DeterminismConfig(
             seed=3,
@@ -136,6 +141,9 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=6000, help="steps per round")
     p.add_argument("--micro-batches", type=int, default=2)
+    p.add_argument("--batch-size", type=int, default=64, help="sequences (of 64 bytes) a step")
+    p.add_argument("--d-model", type=int, default=64)
+    p.add_argument("--layers", type=int, default=6, help="over 3 stages")
     p.add_argument("--target-leaves", type=int, default=100, help="K: leaves sampled in all")
     p.add_argument("--trials", type=int, default=1000, help="seeded cheating runs per (F, V)")
     args = p.parse_args(argv)
@@ -169,7 +177,8 @@ def main(argv: list[str] | None = None) -> None:
                 fault_steps=cheat_steps,
             )
             if s == STAGE
-            else StageWorker(spec, s, store=store)
+            # Only the audited stage keeps per-step snapshots (memory: S copies of a state).
+            else StageWorker(spec, s, store=store, snapshots=False)
             for s in range(spec.num_stages)
         ]
         t0 = time.perf_counter()

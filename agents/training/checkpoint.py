@@ -91,23 +91,57 @@ class StageState:
         return {k[6:]: v for k, v in self.tensors.items() if k.startswith("param/")}
 
 
-def flat_copy(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """A CPU copy of `tensors` in one contiguous buffer per dtype, as views of it.
+class FlatTensors(Mapping[str, torch.Tensor]):
+    """A read-only name -> tensor mapping held as one contiguous CPU buffer per dtype.
 
-    Two C++ calls per dtype instead of a copy per tensor: a stage state has dozens
-    of small tensors, and per-tensor dispatch dominated copying it every step.
+    What a per-step audit snapshot is: taking it is one copy kernel per dtype
+    (a stage state has dozens of small tensors, and per-tensor dispatch and
+    page faults dominated copying them one by one every step); the named views
+    are built only when the snapshot is read (a bundle for a sampled step).
     """
-    from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
-    out: dict[str, torch.Tensor] = {}
-    by_dtype: dict[torch.dtype, list[str]] = {}
-    for name, t in tensors.items():
-        by_dtype.setdefault(t.dtype, []).append(name)
-    for names in by_dtype.values():
-        parts = [tensors[n].detach() for n in names]
-        flat = _flatten_dense_tensors(parts).to("cpu")  # always a new buffer
-        out.update(zip(names, _unflatten_dense_tensors(flat, parts), strict=True))
-    return out
+    def __init__(self, tensors: Mapping[str, torch.Tensor]) -> None:
+        self._names = list(tensors)
+        self._groups: list[tuple[list[str], list[torch.Size], torch.Tensor]] = []
+        by_dtype: dict[torch.dtype, list[str]] = {}
+        for name, t in tensors.items():
+            by_dtype.setdefault(t.dtype, []).append(name)
+        with torch.no_grad():
+            for names in by_dtype.values():
+                parts = [tensors[n] for n in names]
+                self._groups.append((names, [t.shape for t in parts], _flatten(parts)))
+        self._views: dict[str, torch.Tensor] | None = None
+
+    def _materialise(self) -> dict[str, torch.Tensor]:
+        if self._views is None:
+            views: dict[str, torch.Tensor] = {}
+            for names, shapes, flat in self._groups:
+                pieces = flat.split([s.numel() for s in shapes])
+                for name, shape, piece in zip(names, shapes, pieces, strict=True):
+                    views[name] = piece.view(shape)
+            self._views = {n: views[n] for n in self._names}
+        return self._views
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        return self._materialise()[name]
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+def _flatten(parts: list[torch.Tensor]) -> torch.Tensor:
+    """One new CPU buffer holding `parts` back to back (one C++ call)."""
+    from torch._utils import _flatten_dense_tensors
+
+    return _flatten_dense_tensors(parts).to("cpu")  # a new buffer either way
+
+
+def flat_copy(tensors: Mapping[str, torch.Tensor]) -> FlatTensors:
+    """A CPU copy of `tensors`, one contiguous buffer per dtype (see FlatTensors)."""
+    return FlatTensors(tensors)
 
 
 def state_hash(tensors: Mapping[str, torch.Tensor] | StageState) -> str:

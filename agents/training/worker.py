@@ -236,30 +236,10 @@ class StageWorker:
         return self._hash_cache
 
     def _rehash_in_background(self) -> None:
-        """Start hashing the live state off the critical path; nothing may mutate it
-        until `state_hash` (the next optimizer step waits for it).
-
-        A training worker's job also copies the state first: that copy is the next
-        step's audit snapshot, so keeping one per step costs no time on the
-        critical path (only the copy itself, counted in `snapshot_seconds`).
-        """
+        """Start hashing the live state (no copy) off the critical path: nothing may
+        mutate it until `state_hash` (the next optimizer step waits for it)."""
         self._hash_cache = None
-        live = self.state_tensors()
-        if not self._keep_snapshots:
-            self._hash_pending = _hasher().submit(state_hash, live)
-            return
-
-        def copy() -> StageState:
-            t0 = time.thread_time()  # CPU time: waiting on the GIL is not the copy's cost
-            snap = flat_copy(live)
-            self._snapshot_seconds += time.thread_time() - t0
-            return StageState(tensors=snap, stage=self.stage, num_stages=self.spec.num_stages)
-
-        # One thread runs both in order: the next step waits for the copy only,
-        # and its own update for the hash (which reads the copy, not the live state).
-        copied = _hasher().submit(copy)
-        self._next_snapshot = copied
-        self._hash_pending = _hasher().submit(lambda: state_hash(copied.result().tensors))
+        self._hash_pending = _hasher().submit(state_hash, self.state_tensors())
 
     @property
     def leaves(self) -> list[TraceLeaf]:
@@ -340,7 +320,7 @@ class StageWorker:
             raise PipelineError(f"start step {start_step} is outside the round")
         self._job_id, self._round = job_id, round
         self._round_start = self.stage_state()
-        self._next_snapshot: StageState | Future | None = self._round_start
+        self._next_snapshot: StageState | None = self._round_start
         self._step, self._phase, self._next_mb = start_step, "forward", 0
         self._leaves, self._unsealed = [], []
         self._logs: dict[int, _StepLog] = {}
@@ -427,9 +407,11 @@ class StageWorker:
         if micro_batch == 0:
             self.module.train()
             self.optimizer.zero_grad(set_to_none=True)
-            # The snapshot a bundle for this step needs: the round-start copy, or the
-            # copy the background job took of the previous step's result.
+            # The snapshot a bundle for this step needs, kept now instead of rebuilt
+            # later (the background hash of the state only reads it meanwhile).
+            t_snap = time.perf_counter()
             self._logs[step] = _StepLog(snapshot=self._step_snapshot())
+            t0 += time.perf_counter() - t_snap  # an audit cost, not training compute
         log = self._logs[step]
         mb_data = None
         if self.is_first or self.is_last:
@@ -529,12 +511,22 @@ class StageWorker:
         return result
 
     def _step_snapshot(self) -> StageState | None:
+        """The state this step starts from, for its audit bundle: one flat copy (two
+        C++ calls; copying tensor by tensor, or from the hashing thread, cost several
+        times more CPU). Counted in `snapshot_seconds`, not in training compute."""
         if not self._keep_snapshots:
             return None
-        snap, self._next_snapshot = self._next_snapshot, None
-        if isinstance(snap, Future):  # the previous step's copy, nearly always done
-            snap = snap.result()
-        return snap if snap is not None else self.stage_state()
+        if self._next_snapshot is not None:  # the round-start copy
+            snap, self._next_snapshot = self._next_snapshot, None
+            return snap
+        t0 = time.thread_time()
+        snap = StageState(
+            tensors=flat_copy(self.state_tensors()),
+            stage=self.stage,
+            num_stages=self.spec.num_stages,
+        )
+        self._snapshot_seconds += time.thread_time() - t0
+        return snap
 
     def _rounding_key(self, step: int, micro_batch: int) -> str:
         # Public coordinates only, so a replay draws the same stochastic rounding.
@@ -580,11 +572,9 @@ class StageWorker:
         if self._phase != "forward" or self._next_mb != 0:
             raise PipelineError(f"stage {self.stage}: step {self._step} is unfinished")
         seconds = time.perf_counter() - self._t0
-        leaves = list(self.leaves)  # waits for the last step's copy and hash
-        # The last step's copy is the end state (a copy either way: later rounds
-        # mutate the live tensors, and the audit bundle needs this state).
+        leaves = list(self.leaves)  # waits for the last step's background hash
         state = self._step_snapshot() if self._keep_snapshots else None
-        state = state if state is not None else self.stage_state()
+        state = state if state is not None else self.stage_state()  # a copy either way
         metrics = {
             "steps": float(len(self._logs)),
             "seconds": seconds,
