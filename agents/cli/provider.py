@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -37,19 +38,52 @@ def provider_run(
     keystore: Keystore = None,
     dev_account: DevAccount = None,
     store: Store = None,
+    bind: Annotated[
+        str | None,
+        typer.Option(
+            help="serve the stage over the authenticated transport at this ZeroMQ address "
+            "(e.g. tcp://0.0.0.0:7100): no Ray, the mode for independent operators",
+        ),
+    ] = None,
+    advertise: Annotated[
+        str | None,
+        typer.Option(help="with --bind: the address peers reach, published on-chain"),
+    ] = None,
+    key_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="with --bind: transport key pair, made on first use (mode 0600) "
+            "[default: $TESSERA_HOME/transport-key.json]"
+        ),
+    ] = None,
 ) -> None:
     """Stake, join a stage of JOB and train it until the job completes, then serve it.
 
-    Also performs the job's keeper duties (seal, seed, finalize) when they are due.
+    Without --bind the stage runs in this operator's Ray cluster ($RAY_ADDRESS or the
+    local head); with --bind it talks to the adjacent stages' providers over the
+    transport (README "Running across operators"). Also performs the job's keeper
+    duties (seal, seed, finalize) when they are due.
     """
+    from agents.chain.deployments import tessera_home
     from agents.roles.provider import ProviderAgent
+    from agents.roles.stage_loop import TransportOptions
 
+    if bind is None and (advertise is not None or key_file is not None):
+        raise TesseraError("--advertise and --key-file need --bind (the transport mode)")
     c = conn(rpc, network, keystore, dev_account, store)
     job_exists(c, job)
     n = c.protocol.job_terms(job).num_stages
     if stage is not None and stage >= n:
         raise TesseraError(f"job {job} has {n} stages (0-{n - 1}): stage {stage} does not exist")
-    join_ray()
+    transport = None
+    if bind is None:
+        join_ray()
+    else:
+        transport = TransportOptions(
+            key_path=key_file or tessera_home() / "transport-key.json",
+            bind=bind,
+            advertise=advertise,
+        )
     agent = ProviderAgent(
         c.protocol,
         c.store,
@@ -57,10 +91,14 @@ def provider_run(
         job_id=job,
         stage=stage,
         from_block=c.client.deployment.block,
+        transport=transport,
     )
     agent.join()
+    where = ""
+    if transport is not None:
+        where = f" at {agent.link().endpoint}"
     console.print(
-        f"provider {c.client.address} serves job {job} stage {agent.stage} "
+        f"provider {c.client.address} serves job {job} stage {agent.stage}{where} "
         f"(locked {tsr(c.protocol.job_terms(job).min_stake)} of its stake)",
         highlight=False,
     )

@@ -178,6 +178,8 @@ def run_until_done(
     from agents.roles.loop import start_loops
 
     stop = threading.Event()
+    if hasattr(agent, "stopping"):  # a transport agent's serving waits end with the run
+        agent.stopping = stop
     threads = start_loops(agent, stop)
     progress = AgentProgress(agent, protocol, job_id, console, kind)
     try:
@@ -194,6 +196,12 @@ def run_until_done(
         progress.update()
         if serve_after and protocol.job_state(job_id).status == JobStatus.COMPLETED:
             progress.say(f"job {job_id} completed; serving inference for it (Ctrl-C stops)")
+            if getattr(agent, "transport", None) is not None:
+                # Over the transport the agent's own tick serves paid requests.
+                stop.clear()
+                threads = start_loops(agent, stop)
+                while True:
+                    time.sleep(3)
             while True:
                 said = agent.ensure_serving_host()
                 if said:

@@ -52,27 +52,40 @@ def resolve_rpc(rpc: str | None = None, network: str | None = None) -> str:
     raise ChainError("no chain given: pass --rpc URL or --network ID, or set $TESSERA_RPC")
 
 
-def probe_rpc(url: str, timeout: float = 3.0) -> None:
+# An endpoint that answers these is up but busy (a public RPC's rate limit, a load
+# balancer between backends): worth a short retry, unlike a refusal or a wrong path.
+_BUSY = (429, 502, 503, 504)
+
+
+def probe_rpc(url: str, timeout: float = 3.0, busy_retries: int = 3) -> None:
     """Fail fast, in one line, if `url` is not a JSON-RPC endpoint that answers.
 
-    One plain request without retries: a refused connection, an HTTP error
-    (a wrong path answering 404) or a non-JSON-RPC answer is reported at
-    once; the client's retries are for endpoints that worked before.
+    A refused connection, a timeout, an HTTP error (a wrong path answering 404)
+    or a non-JSON-RPC answer is reported at once; only a busy answer (429, 502,
+    503, 504) is tried again, up to `busy_retries` more times within about a
+    second: the client's own retries are for endpoints that worked before.
     """
+    import time
+
     import requests
 
     body = {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}
-    try:
-        response = requests.post(url, json=body, timeout=timeout)
-    except requests.exceptions.InvalidURL:
-        raise RPCUnreachable(f"RPC URL {url!r} is not a valid URL") from None
-    except (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema):
-        raise RPCUnreachable(f"RPC URL {url!r} needs http:// or https://") from None
-    except requests.Timeout:
-        raise RPCUnreachable(f"cannot reach RPC {url}: no answer in {timeout:g} s") from None
-    except requests.ConnectionError as exc:
-        reason = "connection refused" if "refused" in str(exc).lower() else type(exc).__name__
-        raise RPCUnreachable(f"cannot reach RPC {url}: {reason}") from None
+    for attempt in range(busy_retries + 1):
+        try:
+            response = requests.post(url, json=body, timeout=timeout)
+        except requests.exceptions.InvalidURL:
+            raise RPCUnreachable(f"RPC URL {url!r} is not a valid URL") from None
+        except (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema):
+            raise RPCUnreachable(f"RPC URL {url!r} needs http:// or https://") from None
+        except requests.Timeout:
+            raise RPCUnreachable(f"cannot reach RPC {url}: no answer in {timeout:g} s") from None
+        except requests.ConnectionError as exc:
+            reason = "connection refused" if "refused" in str(exc).lower() else type(exc).__name__
+            raise RPCUnreachable(f"cannot reach RPC {url}: {reason}") from None
+        if response.status_code in _BUSY and attempt < busy_retries:
+            time.sleep(0.1 * 2**attempt)
+            continue
+        break
     if response.status_code != 200:
         raise RPCUnreachable(
             f"RPC {url} answered HTTP {response.status_code}: not a JSON-RPC endpoint"

@@ -18,6 +18,7 @@ DEAD_RPC = f"http://127.0.0.1:{free_port()}"
 USAGE_ERRORS = [
     # (argv, text the line must contain)
     (["job", "status"], "Missing argument 'JOB_ID'"),
+    (["provider", "run", "--job", "1", "--advertise", "tcp://10.0.0.1:7100"], "need --bind"),
     (["job", "status", "abc"], "Invalid value for 'JOB_ID'"),
     (["job", "status", "-1"], "No such option: -1"),
     (["job", "status", "0"], "JOB_ID"),

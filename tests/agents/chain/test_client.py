@@ -108,3 +108,23 @@ def test_key_from_env_and_keystore(tmp_path, monkeypatch):
     monkeypatch.setenv("TESSERA_KEYSTORE_PASSWORD", "wrong")
     with pytest.raises(Exception, match="cannot decrypt"):
         load_account(keystore=keystore)
+
+
+def test_connect_probe_rides_out_a_busy_answer_but_not_a_dead_one(chain):
+    """The start-up probe of an agent met the flaky RPC's 503 and the agent died
+    (tests/integration/test_testnet.py, one run in two): a busy answer is tried again;
+    an endpoint that only ever answers 503 is still one clear line, quickly."""
+    import time
+
+    from agents.roles.context import probe_rpc
+
+    with flaky_rpc(chain.url, every=2) as proxy:  # every second request fails
+        for _ in range(4):
+            probe_rpc(proxy.url)
+        assert proxy.failed >= 1
+    with flaky_rpc(chain.url, every=1) as dead:  # every request fails
+        t0 = time.monotonic()
+        with pytest.raises(RPCUnreachable, match="HTTP 503"):
+            probe_rpc(dead.url)
+        assert time.monotonic() - t0 < 5
+        assert dead.count == 4  # the first try and three retries, no more
