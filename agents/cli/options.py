@@ -7,6 +7,7 @@ option, so a user never has to read the source to find it.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -97,6 +98,14 @@ def parse_tsr(amount: str) -> int:
     if wei != wei.to_integral_value():
         raise TesseraError(f"{amount} TSR has more than 18 decimals")
     return int(wei)
+
+
+def change_of(read: Callable[[], int], act: Callable[[], Any]) -> int:
+    """How much `read()` rose across `act()` (negative: it fell), e.g. a balance
+    across a withdrawal or a locked amount across a release."""
+    before = read()
+    act()
+    return read() - before
 
 
 def tsr(wei: int) -> str:

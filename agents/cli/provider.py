@@ -15,6 +15,7 @@ from agents.cli.options import (
     Network,
     Rpc,
     Store,
+    change_of,
     conn,
     console,
     job_exists,
@@ -127,12 +128,8 @@ def provider_leave(
     ]
     if not mine:
         raise TesseraError(f"{c.client.address} holds no stage of job {job}")
-    before = p.locked_of()
-    p.leave_stage(job)
-    console.print(
-        f"left stage {mine[0]} of job {job}; {tsr(before - p.locked_of())} unlocked",
-        highlight=False,
-    )
+    freed = -change_of(p.locked_of, lambda: p.leave_stage(job))
+    console.print(f"left stage {mine[0]} of job {job}; {tsr(freed)} unlocked", highlight=False)
 
 
 @provider_app.command("claim")

@@ -14,6 +14,7 @@ from agents.cli.options import (
     Keystore,
     Network,
     Rpc,
+    change_of,
     conn,
     console,
     parse_tsr,
@@ -100,6 +101,5 @@ def stake_withdraw(
 ) -> None:
     """Withdraw stake whose unbonding period is over."""
     c = conn(rpc, network, keystore, dev_account)
-    before = c.protocol.balance()
-    c.client.send("StakeManager", "withdraw")
-    console.print(f"withdrew {tsr(c.protocol.balance() - before)}", highlight=False)
+    got = change_of(c.protocol.balance, lambda: c.client.send("StakeManager", "withdraw"))
+    console.print(f"withdrew {tsr(got)}", highlight=False)

@@ -10,6 +10,7 @@ from agents.cli.options import (
     Network,
     Rpc,
     Store,
+    change_of,
     conn,
     console,
     job_exists,
@@ -81,9 +82,7 @@ def validator_deregister(
     p = c.protocol
     if not p.is_validator():
         raise TesseraError(f"{c.client.address} is not a registered validator")
-    before = p.locked_of()
-    p.deregister_validator()
-    freed = before - p.locked_of()
+    freed = -change_of(p.locked_of, p.deregister_validator)
     if freed:
         console.print(f"deregistered {c.client.address}; {tsr(freed)} unlocked", highlight=False)
         return
@@ -104,9 +103,11 @@ def validator_release(
 ) -> None:
     """Release your validator stake once the exit delay after `deregister` has passed."""
     c = conn(rpc, network, keystore, dev_account)
-    before = c.protocol.locked_of()
-    c.client.send("ValidatorRegistry", "releaseValidatorStake")
-    console.print(f"{tsr(before - c.protocol.locked_of())} unlocked", highlight=False)
+    p = c.protocol
+    freed = -change_of(
+        p.locked_of, lambda: c.client.send("ValidatorRegistry", "releaseValidatorStake")
+    )
+    console.print(f"{tsr(freed)} unlocked", highlight=False)
 
 
 @validator_app.command("withdraw-credit")
