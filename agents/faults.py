@@ -38,6 +38,9 @@ class Fault(Enum):
     POISON_MICRO_BATCH = "poison-micro-batch"  # made-up gradient on the last micro-batch only
     SWAP_WEIGHTS = "swap-weights"  # other weights between steps 0 and 1, honest from there
     ARBITRARY_INIT = "arbitrary-init"  # round 0 from other weights than the committed ones
+    # signs and sends other activations than its leaf records, on one micro-batch a step
+    # (transport mode: the only mode whose payloads are signed)
+    SUBSTITUTE_PAYLOAD = "substitute-payload"
     # publication (FaultyProviderAgent)
     WITHHOLD_BUNDLES = "withhold-bundles"  # never publish audit bundles nor answer challenges
     GARBAGE_RECORD = "garbage-record"  # commit the real root, publish a record that lies
@@ -63,6 +66,7 @@ WORKER_FAULTS = frozenset(
         Fault.POISON_MICRO_BATCH,
         Fault.SWAP_WEIGHTS,
         Fault.ARBITRARY_INIT,
+        Fault.SUBSTITUTE_PAYLOAD,
     }
 )
 
@@ -73,6 +77,17 @@ def _perturb(worker: StageWorker, scale: float = 1e-2) -> None:
         for p in worker.module.parameters():
             p.add_(torch.full_like(p, scale))
     worker._hash_cache = None
+
+
+def _substituted(payload: dict) -> dict:
+    """Other activations in the same format: every float tensor scaled (new tensors, so the
+    payload the worker logged, hashed and keeps for its bundle stays the honest one)."""
+    return {
+        k: _substituted(v)
+        if isinstance(v, dict)
+        else (v * 1.5 if isinstance(v, torch.Tensor) and v.is_floating_point() else v)
+        for k, v in payload.items()
+    }
 
 
 class FaultyStageWorker(StageWorker):
@@ -129,6 +144,18 @@ class FaultyStageWorker(StageWorker):
                 if p.grad is not None:
                     p.grad.mul_(0.5)
         super()._apply_update()
+
+    def forward(self, step: int, micro_batch: int, payload=None, **kw):
+        out = super().forward(step, micro_batch, payload, **kw)
+        if (
+            self._active(Fault.SUBSTITUTE_PAYLOAD)
+            and micro_batch == self.micro_batches - 1
+            and isinstance(out, dict)
+        ):
+            # Recorded the honest output in its leaf (its own replay matches); hands the
+            # transport other activations, which it then signs with its staked key.
+            return _substituted(out)
+        return out
 
     def step(self, step: int) -> None:
         super().step(step)

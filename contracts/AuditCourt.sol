@@ -4,7 +4,9 @@ pragma solidity ^0.8.24;
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
+import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/MessageHashUtils.sol";
 import {IAuditCourt} from "./interfaces/IAuditCourt.sol";
 import {IJobMarket} from "./interfaces/IJobMarket.sol";
 import {IStakeManager} from "./interfaces/IStakeManager.sol";
@@ -25,6 +27,9 @@ import {IValidatorRegistry} from "./interfaces/IValidatorRegistry.sol";
 ///           challengeable by every other account after a void or innocent outcome.
 ///         - Structural faults (leaves that contradict each other or the committed state
 ///           hashes) are proven with the leaves themselves and slash the whole allocation at once.
+///         - A payload equivocation (the provider signed, for a boundary crossing, a payload
+///           other than the one its own committed leaf records) is proven with the leaf and the
+///           signature and slashes the whole allocation at once (`provePayloadEquivocation`).
 ///         A commitment is slashed at most once, and never beyond its job's allocation
 ///         (JobMarket.slashCommitment). Every payout is a credit withdrawn with
 ///         `withdrawCredit` (pull).
@@ -425,6 +430,44 @@ contract AuditCourt is IAuditCourt, ReentrancyGuardTransient {
         emit FaultProven(jobId, round, stage, kind, msg.sender, slashed);
     }
 
+    /// @notice Proves that `stage`'s provider signed, for one boundary crossing of `round`, a
+    ///         payload other than the one its own committed leaf records, and slashes its whole
+    ///         job allocation at once, no committee (the prover is credited the bounty, the
+    ///         slashed stake goes to the treasury). Inside the challenge window only.
+    ///         The signature is the sender's EIP-191 personal_sign over keccak256(abi.encode(
+    ///         chainId, jobMarket, jobId, round, stage, step, microBatch, direction,
+    ///         payloadHash)), exactly as agents/protocol/attestation.py makes it; direction 0
+    ///         (forward) compares `payloadHash` with the leaf's `output`, 1 (backward) with its
+    ///         `gradOut`. An honest provider signs the payload it computed, which is the one its
+    ///         leaf records, so only a provider that sent one payload and committed another (a
+    ///         substitution in transit) can be convicted here.
+    /// @param jobId Job.
+    /// @param round Round of the commitment (sealed, inside its challenge window).
+    /// @param stage Stage of the commitment: the SENDING stage.
+    /// @param direction 0 forward (activations), 1 backward (gradients).
+    /// @param sent The sender's leaf of the crossing (its step and micro-batch are signed) with
+    ///        its Merkle proof against the sender's committed trace root.
+    /// @param payloadHash The payload hash the signature is over.
+    /// @param signature The 65-byte signature (r | s | v) the receiver holds.
+    /// @return slashed Stake taken.
+    function provePayloadEquivocation(
+        uint256 jobId,
+        uint32 round,
+        uint32 stage,
+        uint8 direction,
+        LeafProof calldata sent,
+        bytes32 payloadHash,
+        bytes calldata signature
+    ) external nonReentrant returns (uint256 slashed) {
+        uint256 leafIndex =
+            _checkEquivocation(jobId, round, stage, direction, sent, payloadHash, signature);
+        uint256 bounty;
+        (, slashed, bounty) = market.slashCommitment(jobId, round, stage, _BPS);
+        _addCredit(msg.sender, bounty);
+        _addCredit(treasury, slashed);
+        emit PayloadEquivocationProven(jobId, round, stage, direction, leafIndex, msg.sender, slashed);
+    }
+
     /// @notice Withdraws every token credited to the caller.
     /// @return amount Tokens paid.
     function withdrawCredit() external nonReentrant returns (uint256 amount) {
@@ -769,6 +812,60 @@ contract AuditCourt is IAuditCourt, ReentrancyGuardTransient {
         if (!MerkleProof.verifyCalldata(lp.proof, root, leafNode(index, h))) {
             revert LeafNotInRoot(root, leafNode(index, h));
         }
+    }
+
+    /// @dev Reverts unless `signature` is the commitment's provider's over `payloadHash` for
+    ///      the crossing of leaf `sent` (proven in the committed root) and `payloadHash` is not
+    ///      what that leaf records; returns the leaf index.
+    function _checkEquivocation(
+        uint256 jobId,
+        uint32 round,
+        uint32 stage,
+        uint8 direction,
+        LeafProof calldata sent,
+        bytes32 payloadHash,
+        bytes calldata signature
+    ) private view returns (uint256 leafIndex) {
+        if (direction > 1) revert NotAFault("no such direction");
+        (bytes32 root, address provider,,) = _targetWindow(jobId, round, stage);
+        {
+            (uint32 steps, uint32 micro,) = market.leafLayout(jobId);
+            _checkLeaf(root, sent, steps, micro);
+            leafIndex = sent.leaf.step * micro + sent.leaf.microBatch;
+        }
+        bytes32 recorded = direction == 0 ? sent.leaf.output : sent.leaf.gradOut;
+        if (payloadHash == recorded) revert NotAFault("signed what it recorded");
+        address signer = ECDSA.recover(
+            _payloadDigest(jobId, round, stage, direction, sent.leaf, payloadHash), signature
+        );
+        if (signer != provider) revert NotProviderSignature(signer, provider);
+    }
+
+    /// @dev The EIP-191 message hash of a payload signature (attestation.py `payload_digest`,
+    ///      then personal_sign's prefix). `step` and `microBatch` are below the job's uint32
+    ///      layout (checked by `_checkLeaf`), so the casts keep them.
+    function _payloadDigest(
+        uint256 jobId,
+        uint32 round,
+        uint32 stage,
+        uint8 direction,
+        TraceLeaf calldata leaf,
+        bytes32 payloadHash
+    ) private view returns (bytes32) {
+        bytes32 digest = keccak256(
+            abi.encode(
+                block.chainid,
+                address(market),
+                jobId,
+                round,
+                stage,
+                uint32(leaf.step),
+                uint32(leaf.microBatch),
+                direction,
+                payloadHash
+            )
+        );
+        return MessageHashUtils.toEthSignedMessageHash(digest);
     }
 
     function _dispute(uint256 disputeId) private view returns (Dispute storage d) {

@@ -41,6 +41,8 @@ TRIAGED = {
     ("reentrancy-no-eth", "JobMarket.sealRound"): "callee is the protocol's own StakeManager",
     ("unused-return", "AuditCourt._open"): "multi-value view, fields read as needed",
     ("unused-return", "AuditCourt.proveFault"): "multi-value view / slash result, read as needed",
+    ("unused-return", "AuditCourt.provePayloadEquivocation"): "slash result, read as needed",
+    ("unused-return", "AuditCourt._checkEquivocation"): "multi-value view, fields read as needed",
     ("unused-return", "AuditCourt.resolve"): "slash result, fields read as needed",
     ("unused-return", "AuditCourt.slashUnanswered"): "slash result, fields read as needed",
     ("unused-return", "JobMarket.sealRound"): "released amount is only informational",

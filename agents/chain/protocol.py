@@ -528,6 +528,31 @@ class Protocol:
         proof) pairs; `b` is ignored by the single-leaf kinds but must be well-formed."""
         self.client.send("AuditCourt", "proveFault", job_id, round_, stage, kind, a, b)
 
+    def prove_payload_equivocation(
+        self,
+        job_id: int,
+        round_: int,
+        stage: int,
+        direction: int,
+        sent: tuple,
+        payload_hash: bytes,
+        signature: bytes,
+    ) -> None:
+        """Prove that `stage`'s provider signed a payload (`direction` 0 forward, 1 backward)
+        its own leaf does not record: `sent` is the (leaf fields tuple, proof) of its leaf,
+        `payload_hash` and `signature` what the receiver holds."""
+        self.client.send(
+            "AuditCourt",
+            "provePayloadEquivocation",
+            job_id,
+            round_,
+            stage,
+            direction,
+            sent,
+            payload_hash,
+            signature,
+        )
+
     # -- shares ----------------------------------------------------------------
     def shares_of(self, model_id: int, who: str | None = None) -> int:
         return self.client.call("ModelShares", "balanceOf", who or self.client.address, model_id)

@@ -41,6 +41,16 @@ class Structural(Enum):
 
 
 @dataclass(frozen=True)
+class Equivocation:
+    """A sender's signature over a payload its own leaf does not record: what
+    AuditCourt.provePayloadEquivocation takes with the sender's leaf and its proof."""
+
+    direction: int  # 0 forward (the leaf's output), 1 backward (its grad_out)
+    payload_hash: str  # the hash the sender signed (what the receiver recorded)
+    signature: bytes
+
+
+@dataclass(frozen=True)
 class Finding:
     """Something wrong with one leaf (or a whole record when leaf is None)."""
 
@@ -51,6 +61,7 @@ class Finding:
     structural: Structural | None = None
     other_leaf: int | None = None  # the contradicting leaf of a two-leaf structural fault
     replay_only: bool = False  # not a fault by itself: replay this leaf to find who lied
+    equivocation: Equivocation | None = None  # the sender signed what its leaf does not record
 
 
 def check_record(
@@ -195,4 +206,9 @@ def attribute_boundary(
         ctx.stage,
         sender_leaf.index,
         f"signed a {'forward' if forward else 'backward'} payload its leaf does not record",
+        equivocation=Equivocation(ctx.direction, got, bytes.fromhex(_hex(signature))),
     )
+
+
+def _hex(signature: bytes | str) -> str:
+    return signature.hex() if isinstance(signature, bytes) else signature.removeprefix("0x")

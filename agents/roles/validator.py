@@ -302,6 +302,17 @@ class ValidatorAgent:
             if flagged:
                 items.append((bundle, record_cid, flagged[:1], binding))
             stage_of[record_cid] = stage
+        # Boundary attribution needs no replay: a sender's signature over a payload its leaf
+        # does not record is convicted now, before the replays eat the challenge window.
+        by_stage = {stage: rec for stage, _, rec, _ in records if rec is not None}
+        attributed = self._attribute(
+            round_,
+            by_stage,
+            extra,
+            lambda r, s: self._bundles.get((r, s)),
+            lambda s: self._bindings[(round_, s)].provider,
+        )
+        self._challenge(round_, records, attributed)
         if items:
             verdicts, seconds = self._replayer().replay(items)
             self.stats.replay_seconds += seconds
@@ -318,21 +329,33 @@ class ValidatorAgent:
                     if v.match is None:  # abstain: never a challenge
                         self.stats.notes.append(f"stage {stage} leaf {leaf}: {v.detail}")
                         break
-        findings += self._attribute(round_, records, extra)
+        findings += attributed
         if len(done) == len(records):
             self._audited.add(round_)
             self.stats.rounds_audited += 1
         self._challenge(round_, records, findings)
         return findings
 
-    def _attribute(self, round_: int, records, flagged: dict[int, set[int]]) -> list[Finding]:
+    def _attribute(
+        self,
+        round_: int,
+        by_stage: dict[int, RoundRecord],
+        flagged: dict[int, set[int]],
+        bundle_of,
+        provider_of,
+    ) -> list[Finding]:
         """Boundary mismatches the receivers' bundles carry sender signatures for: convict
-        whoever signed (or recorded) the wrong payload (`attribute_boundary`)."""
+        whoever signed (or recorded) the wrong payload (`attribute_boundary`).
+
+        `flagged` maps a RECEIVING stage to the leaves to check on both of its boundaries;
+        `bundle_of(round, stage)` is the stage's audit bundle CID (None: not posted) and
+        `provider_of(stage)` the provider of its commitment, from the chain.
+        """
         from agents.protocol.attestation import BACKWARD, FORWARD, PayloadContext
         from agents.training.audit import AuditBundle
 
-        by_stage = {stage: rec for stage, _, rec, _ in records if rec is not None}
         market = self.p.client.contract("JobMarket").address
+        m = self._spec().training.micro_batches
         out = []
         for stage, leaves in flagged.items():
             for receiver, sender, direction in (
@@ -341,14 +364,13 @@ class ValidatorAgent:
             ):
                 if sender not in by_stage or receiver not in by_stage:
                     continue
-                bundle_cid = self._bundles.get((round_, receiver))
+                bundle_cid = bundle_of(round_, receiver)
                 if bundle_cid is None:
                     continue
                 try:
                     bundle = AuditBundle.model_validate(self.store.get_json(bundle_cid))
                 except Exception:
                     continue
-                m = self._spec().training.micro_batches
                 for entry in bundle.steps:
                     sigs = (
                         entry.input_signatures if direction == FORWARD else entry.grad_in_signatures
@@ -372,12 +394,42 @@ class ValidatorAgent:
                             by_stage[receiver].leaves[leaf_index],
                             sigs[mb] or None,
                             ctx,
-                            self._bindings[(round_, sender)].provider,
+                            provider_of(sender),
                             receiver_stage=receiver,
                         )
                         if f is not None:
                             out.append(f)
         return out
+
+    def _equivocated(self, d, rec: RoundRecord) -> bool:
+        """Whether the neighbours' bundles hold the accused sender's signature over a payload
+        its disputed leaf does not record (the committee's side of `_attribute`): a replay of
+        the sender's own leaf matches, yet the signature convicts it."""
+        num_stages = self.p.job_terms(self.job_id).num_stages
+        by_stage = {d.stage: rec}
+        for s in (d.stage - 1, d.stage + 1):
+            if 0 <= s < num_stages:
+                c = self.p.commitment(d.job_id, d.round, s)
+                if c.exists and c.record_cid:
+                    try:
+                        by_stage[s] = load_document(self.store, c.record_cid, RoundRecord)
+                    except Exception:
+                        continue
+        flagged = {s: {d.leaf_index} for s in by_stage if s != d.stage}
+        found = self._attribute(
+            d.round, by_stage, flagged, self._posted_bundle, lambda s: d.provider
+        )
+        return any(f.stage == d.stage and f.equivocation is not None for f in found)
+
+    def _posted_bundle(self, round_: int, stage: int) -> str | None:
+        """The last audit bundle CID posted for (round, stage), read from the chain."""
+        events = self.p.client.events(
+            "JobMarket",
+            "AuditBundlePosted",
+            self.keeper.from_block,
+            filters={"jobId": self.job_id, "round": round_, "stage": stage},
+        )
+        return events[-1].args["bundleCID"] if events else None
 
     def _challenge(self, round_: int, records, findings: list[Finding]) -> None:
         by_stage = {stage: rec for stage, _, rec, _ in records}
@@ -390,6 +442,9 @@ class ValidatorAgent:
                 challenged.add(f.stage)
                 continue
             if f.structural is not None and f.provable and self._prove(round_, rec, f):
+                challenged.add(f.stage)
+                continue
+            if f.equivocation is not None and self._prove_equivocation(round_, rec, f):
                 challenged.add(f.stage)
                 continue
             try:
@@ -419,6 +474,25 @@ class ValidatorAgent:
             self.p.prove_fault(self.job_id, round_, f.stage, FAULT_KIND[f.structural], a, b)
         except RevertError as exc:
             self.stats.notes.append(f"fault proof of stage {f.stage} refused: {exc}")
+            return False
+        self.stats.faults_proven.append((round_, f.stage, f.leaf, f.reason))
+        log.info("proved round %s stage %s leaf %s: %s", round_, f.stage, f.leaf, f.reason)
+        return True
+
+    def _prove_equivocation(self, round_: int, rec: RoundRecord, f: Finding) -> bool:
+        """Convict a sender that signed a payload its own leaf does not record, from the leaf,
+        its proof and the signature (AuditCourt.provePayloadEquivocation; no committee). False
+        when the chain refuses: then the leaf is challenged, and the committee convicts on
+        the same signature (`_equivocated`)."""
+        eq = f.equivocation
+        sent = (leaf_struct(rec.leaves[f.leaf]), trace_tree(rec.leaves).proof(f.leaf))
+        payload_hash = bytes.fromhex(eq.payload_hash.removeprefix("0x"))
+        try:
+            self.p.prove_payload_equivocation(
+                self.job_id, round_, f.stage, eq.direction, sent, payload_hash, eq.signature
+            )
+        except RevertError as exc:
+            self.stats.notes.append(f"equivocation proof of stage {f.stage} refused: {exc}")
             return False
         self.stats.faults_proven.append((round_, f.stage, f.leaf, f.reason))
         log.info("proved round %s stage %s leaf %s: %s", round_, f.stage, f.leaf, f.reason)
@@ -480,7 +554,8 @@ class ValidatorAgent:
         """Decide each dispute by replaying the disputed leaf's WHOLE step (one process).
 
         Guilty: the record does not contain the committed leaf or contradicts the
-        chain, a structural fault at that leaf, or any mismatch in its step. A
+        chain, a structural fault at that leaf, a neighbour holding the provider's
+        signature over a payload that leaf does not record, or any mismatch in its step. A
         dispute this validator cannot reproduce is left out: no vote, never guilty.
         """
         verdicts: dict = {}
@@ -514,7 +589,7 @@ class ValidatorAgent:
                 initial=initial,
                 checkpoint_hash=ckpt,
             )
-            if any(f.leaf == d.leaf_index for f in structural):
+            if any(f.leaf == d.leaf_index for f in structural) or self._equivocated(d, rec):
                 verdicts[d] = True
                 continue
             items.append((d, (d.bundle_cid, c.record_cid, [d.leaf_index], binding.to_json())))

@@ -107,6 +107,8 @@ interface IAuditCourt {
     error NoCredit(address account);
     /// @notice The two leaves do not show the claimed structural fault; `reason` says why.
     error NotAFault(bytes32 reason);
+    /// @notice The payload signature recovers to `signer`, not the commitment's `provider`.
+    error NotProviderSignature(address signer, address provider);
 
     /// @notice The accused provider revealed `leafHash` at the challenged index (proven).
     event LeafRevealed(uint256 indexed disputeId, bytes32 leafHash);
@@ -141,6 +143,17 @@ interface IAuditCourt {
         uint32 round,
         uint32 stage,
         FaultKind kind,
+        address indexed prover,
+        uint256 slashAmount
+    );
+    /// @notice `prover` proved that `stage`'s provider signed a payload (`direction` 0 forward,
+    ///         1 backward) for leaf `leafIndex` of `round` other than the one the leaf records.
+    event PayloadEquivocationProven(
+        uint256 indexed jobId,
+        uint32 round,
+        uint32 stage,
+        uint8 direction,
+        uint256 leafIndex,
         address indexed prover,
         uint256 slashAmount
     );

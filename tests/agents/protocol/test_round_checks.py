@@ -137,12 +137,17 @@ def test_a_boundary_mismatch_convicts_whoever_signed_the_wrong_payload():
     ctx, sig, up, down, sender = _signed_pair(key, h(4242))
     f = attribute_boundary(up, down, sig, ctx, sender, receiver_stage=1)
     assert (f.stage, f.leaf) == (0, 3)
+    # ...and the finding carries what AuditCourt.provePayloadEquivocation takes: the
+    # direction, the hash the sender signed (not its leaf's output) and the signature.
+    assert f.equivocation is not None
+    assert (f.equivocation.direction, f.equivocation.payload_hash) == (0, h(4242))
+    assert f.equivocation.payload_hash != up.output and f.equivocation.signature == bytes(sig)
     # A payload substituted in transit has no sender signature: the receiver is blamed
     # (an honest receiver refuses it; one that records it is the liar).
     forged = sign_payload_by_other(ctx, h(4242))
     ctx, _, up, down, sender = _signed_pair(key, h(4242), recorded_sig=forged)
     f = attribute_boundary(up, down, forged, ctx, sender, receiver_stage=1)
-    assert (f.stage, f.leaf) == (1, 3)
+    assert (f.stage, f.leaf) == (1, 3) and f.equivocation is None  # nothing to prove it with
     assert attribute_boundary(up, down, None, ctx, sender, receiver_stage=1).stage == 1
     # Agreement: nobody.
     ctx, sig, up, down, sender = _signed_pair(key, leaves_for(0)[3].output)
