@@ -100,17 +100,42 @@ class FlatTensors(Mapping[str, torch.Tensor]):
     are built only when the snapshot is read (a bundle for a sampled step).
     """
 
-    def __init__(self, tensors: Mapping[str, torch.Tensor]) -> None:
+    def __init__(
+        self, tensors: Mapping[str, torch.Tensor], *, reuse: FlatTensors | None = None
+    ) -> None:
         self._names = list(tensors)
         self._groups: list[tuple[list[str], list[torch.Size], torch.Tensor]] = []
         by_dtype: dict[torch.dtype, list[str]] = {}
         for name, t in tensors.items():
             by_dtype.setdefault(t.dtype, []).append(name)
+        old = reuse._buffers_for(self._names, tensors) if reuse is not None else None
         with torch.no_grad():
-            for names in by_dtype.values():
+            for i, names in enumerate(by_dtype.values()):
                 parts = [tensors[n] for n in names]
-                self._groups.append((names, [t.shape for t in parts], _flatten(parts)))
+                if old is None:
+                    flat = _flatten(parts)
+                else:  # the same layout: refill a buffer whose pages are already mapped
+                    flat = torch.cat([t.detach().reshape(-1) for t in parts], out=old[i])
+                self._groups.append((names, [t.shape for t in parts], flat))
         self._views: dict[str, torch.Tensor] | None = None
+
+    def _buffers_for(
+        self, names: list[str], tensors: Mapping[str, torch.Tensor]
+    ) -> list[torch.Tensor] | None:
+        """This snapshot's buffers, if `tensors` has exactly its layout (else None)."""
+        if names != self._names:
+            return None
+        for group_names, shapes, flat in self._groups:
+            for n, shape in zip(group_names, shapes, strict=True):
+                t = tensors[n]
+                if t.shape != shape or t.dtype != flat.dtype or t.device.type != "cpu":
+                    return None
+        return [flat for _, _, flat in self._groups]
+
+    @property
+    def was_read(self) -> bool:
+        """Whether any tensor of it was ever handed out (then its buffers may be shared)."""
+        return self._views is not None
 
     def _materialise(self) -> dict[str, torch.Tensor]:
         if self._views is None:
@@ -139,9 +164,14 @@ def _flatten(parts: list[torch.Tensor]) -> torch.Tensor:
     return _flatten_dense_tensors(parts).to("cpu")  # a new buffer either way
 
 
-def flat_copy(tensors: Mapping[str, torch.Tensor]) -> FlatTensors:
-    """A CPU copy of `tensors`, one contiguous buffer per dtype (see FlatTensors)."""
-    return FlatTensors(tensors)
+def flat_copy(
+    tensors: Mapping[str, torch.Tensor], *, reuse: FlatTensors | None = None
+) -> FlatTensors:
+    """A CPU copy of `tensors`, one contiguous buffer per dtype (see FlatTensors).
+
+    `reuse`: a snapshot nobody will read again, whose buffers this copy takes
+    over when the layout matches (fresh pages cost more than the copy itself)."""
+    return FlatTensors(tensors, reuse=reuse)
 
 
 def state_hash(tensors: Mapping[str, torch.Tensor] | StageState) -> str:

@@ -169,7 +169,15 @@ class BoundaryCodec:
             anchor = Embedding(model, seed)
             self._anchor_tok = anchor.tok.weight.detach().clone()
             self._anchor_pos = anchor.pos.weight.detach().clone()
+            self._project_anchor()
         self.features = cfg.rank if self.subspace else model.d_model
+
+    def _project_anchor(self) -> None:
+        # The anchor's coordinates A(tokens) @ U, tabulated per token and per
+        # position: the sender subtracts two gathered rows instead of building
+        # the (B, T, d) anchor and projecting it every micro-batch.
+        self._anchor_tok_u = (self._anchor_tok @ self.basis).contiguous()
+        self._anchor_pos_u = (self._anchor_pos @ self.basis).contiguous()
 
     def to(self, device: torch.device) -> BoundaryCodec:
         """Move the fixed tensors (basis, anchor) to `device`."""
@@ -177,6 +185,7 @@ class BoundaryCodec:
             self.basis = self.basis.to(device)
             self._anchor_tok = self._anchor_tok.to(device)
             self._anchor_pos = self._anchor_pos.to(device)
+            self._project_anchor()
         return self
 
     def anchor(self, tokens: torch.Tensor, start: int = 0) -> torch.Tensor:
@@ -194,7 +203,11 @@ class BoundaryCodec:
         """Sender side: hidden state (B, T, d) -> features (autograd flows through)."""
         if not self.subspace:
             return hidden
-        return (hidden - self.anchor(tokens.to(hidden.device), start)) @ self.basis
+        # (h - A) @ U computed as h @ U - A @ U with A @ U from the tables.
+        tokens = tokens.to(hidden.device)
+        pos = self._anchor_pos_u[start : start + tokens.shape[1]]
+        offset = F.embedding(tokens, self._anchor_tok_u).add_(pos)
+        return torch.matmul(hidden, self.basis) - offset
 
     def hidden_of(
         self, features: torch.Tensor, tokens: torch.Tensor | None, start: int = 0
@@ -202,7 +215,12 @@ class BoundaryCodec:
         """Receiver side: features -> hidden state (B, T, d) (autograd flows through)."""
         if not self.subspace:
             return features
-        return self.anchor(tokens.to(features.device), start) + features @ self.basis.T
+        anchor = self.anchor(tokens.to(features.device), start)
+        # One fused kernel for A + c @ U^T (autograd flows into c only).
+        flat = torch.addmm(
+            anchor.view(-1, self.d_model), features.reshape(-1, self.features), self.basis.T
+        )
+        return flat.view(anchor.shape)
 
     # Wire formats.
 

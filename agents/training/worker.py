@@ -19,6 +19,7 @@ faults through small subclasses (`agents.faults`) that override the hooks
 from __future__ import annotations
 
 import hashlib
+import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from agents.lineage.documents import RoundRecord, TraceLeaf
 from agents.protocol.attestation import attestation_hash
 from agents.spec import DeterminismConfig, JobSpec
 from agents.training.checkpoint import (
+    FlatTensors,
     StageState,
     flat_copy,
     state_from_bytes,
@@ -188,6 +190,9 @@ class StageWorker:
                 "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
                 "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format),
             }
+        self._state_view: dict[str, torch.Tensor] | None = None
+        # Buffers of snapshots nobody can read any more, refilled by the next ones.
+        self._snapshot_pool: list[FlatTensors] = []
         self._hash_cache: str | None = None
         # The hash of the state after the last optimizer step, computed in the
         # background while the next step's passes run (they only read the state).
@@ -204,15 +209,20 @@ class StageWorker:
     # ----------------------------------------------------------------- state
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
-        """The stage's full state as a flat name -> tensor mapping (see checkpoint.py)."""
-        out: dict[str, torch.Tensor] = {}
-        for name, p in zip(self.names, self.module.parameters(), strict=True):
-            out[f"param/{name}"] = p.detach()
-            st = self.optimizer.state[p]
-            out[f"optim/{name}/exp_avg"] = st["exp_avg"]
-            out[f"optim/{name}/exp_avg_sq"] = st["exp_avg_sq"]
-            out[f"optim/{name}/step"] = st["step"]
-        return out
+        """The stage's full state as a flat name -> tensor mapping (see checkpoint.py).
+
+        The tensors are the live ones (every update and load is in place), so the
+        mapping is built once: it is read several times a step (hash, snapshot)."""
+        if self._state_view is None:
+            out: dict[str, torch.Tensor] = {}
+            for name, p in zip(self.names, self.module.parameters(), strict=True):
+                out[f"param/{name}"] = p.detach()
+                st = self.optimizer.state[p]
+                out[f"optim/{name}/exp_avg"] = st["exp_avg"]
+                out[f"optim/{name}/exp_avg_sq"] = st["exp_avg_sq"]
+                out[f"optim/{name}/step"] = st["step"]
+            self._state_view = out
+        return dict(self._state_view)
 
     def stage_state(self) -> StageState:
         """A detached copy of the state, on CPU."""
@@ -319,7 +329,9 @@ class StageWorker:
         if not 0 <= start_step < self.spec.training.steps_per_round:
             raise PipelineError(f"start step {start_step} is outside the round")
         self._job_id, self._round = job_id, round
-        self._round_start = self.stage_state()
+        self._snapshot_seconds = 0.0
+        # One flat copy (a pooled buffer) when snapshots are kept; it is step 0's.
+        self._round_start = self._fresh_snapshot() if self._keep_snapshots else self.stage_state()
         self._next_snapshot: StageState | None = self._round_start
         self._step, self._phase, self._next_mb = start_step, "forward", 0
         self._leaves, self._unsealed = [], []
@@ -331,7 +343,6 @@ class StageWorker:
         self._loss_sum = 0.0
         self._t0 = time.perf_counter()
         self._compute = 0.0
-        self._snapshot_seconds = 0.0
 
     def _expect(self, phase: str, step: int, micro_batch: int | None) -> None:
         if self._round is None:
@@ -519,14 +530,36 @@ class StageWorker:
         if self._next_snapshot is not None:  # the round-start copy
             snap, self._next_snapshot = self._next_snapshot, None
             return snap
+        return self._fresh_snapshot()
+
+    def _fresh_snapshot(self) -> StageState:
+        """A flat copy of the live state, into a pooled buffer when one is free."""
         t0 = time.thread_time()
+        reuse = self._snapshot_pool.pop() if self._snapshot_pool else None
         snap = StageState(
-            tensors=flat_copy(self.state_tensors()),
+            tensors=flat_copy(self.state_tensors(), reuse=reuse),
             stage=self.stage,
             num_stages=self.spec.num_stages,
         )
         self._snapshot_seconds += time.thread_time() - t0
         return snap
+
+    def _recycle_snapshots(self, logs: dict[int, _StepLog]) -> None:
+        """Pool the buffers of these (dropped) logs' snapshots that nothing else holds.
+
+        A snapshot that was ever read (a bundle, a hash) or is referenced from
+        anywhere but its log is left alone; a recycled one is unlinked from its
+        log, so a holder of the log finds no snapshot rather than another step's.
+        """
+        for log in logs.values():
+            snap = log.snapshot
+            if snap is None or not isinstance(snap.tensors, FlatTensors):
+                continue
+            flat = snap.tensors
+            # References: the log, `snap`, getrefcount's argument; snap.tensors, `flat`, argument.
+            if sys.getrefcount(snap) == 3 and sys.getrefcount(flat) == 3 and not flat.was_read:
+                log.snapshot = None
+                self._snapshot_pool.append(flat)
 
     def _rounding_key(self, step: int, micro_batch: int) -> str:
         # Public coordinates only, so a replay draws the same stochastic rounding.
@@ -603,6 +636,8 @@ class StageWorker:
             determinism=self.determinism,
             step_losses=tuple(self._step_losses),
         )
+        if self._last_round is not None:
+            self._recycle_snapshots(self._last_round["logs"])
         self._last_round = {
             "job_id": self._job_id,
             "round": self._round,

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from agents.errors import TesseraError
+from agents.spec import TrainingConfig
 from agents.training.checkpoint import state_from_bytes, state_hash, state_to_bytes
 from agents.training.errors import CheckpointError
 from agents.training.pipeline import InProcessPipeline
@@ -107,3 +108,39 @@ def test_per_step_snapshots_are_copies_of_each_steps_start_state(trained, spec, 
     with torch.no_grad():
         next(iter(live.values())).add_(1.0)
     assert state_hash(copy) == before != state_hash(live)
+
+
+def test_snapshot_buffers_are_recycled_only_when_nothing_can_read_them(spec_factory, store):
+    """Two rounds on, a step snapshot's buffer is refilled by a new snapshot, unless it
+    was read or is still held: a held one keeps its step's state, bit for bit."""
+    from agents.training.checkpoint import FlatTensors
+
+    spec = spec_factory(training=TrainingConfig(batch_size=4, micro_batches=2, steps_per_round=4))
+    workers = [StageWorker(spec, s, store=store) for s in range(3)]
+    pipe = InProcessPipeline(workers)
+    pipe.train_round(0, 0)
+    w = workers[1]
+    logs = w._last_round["logs"]
+    held, held_hash = logs[2].snapshot, logs[2].params_before
+    read = logs[3].snapshot
+    assert state_hash(read) == logs[3].params_before  # reading it hands its tensors out
+    buffers = {
+        s: logs[s].snapshot.tensors._groups[0][2].data_ptr()
+        for s in (1, 2, 3)
+        if isinstance(logs[s].snapshot.tensors, FlatTensors)
+    }
+    assert set(buffers) == {1, 2, 3}
+    pipe.train_round(0, 1)
+    pipe.train_round(0, 2)
+    assert logs[1].snapshot is None  # recycled, so unlinked from its old log
+    assert logs[2].snapshot is held and logs[3].snapshot is read
+    assert state_hash(held) == held_hash
+    live = {
+        log.snapshot.tensors._groups[0][2].data_ptr()
+        for log in w._logs.values()
+        if log.snapshot is not None and isinstance(log.snapshot.tensors, FlatTensors)
+    }
+    assert buffers[1] in live and buffers[2] not in live and buffers[3] not in live
+    # A recycled buffer holds its new step's state: the hashes still match the leaves.
+    for log in w._logs.values():
+        assert state_hash(log.snapshot) == log.params_before
