@@ -296,6 +296,9 @@ class ProviderAgent:
                 bind=o.bind,
                 advertise=o.advertise,
                 timeout=o.timeout,
+                sign_log=Path(o.key_path).with_name(
+                    f"signed-payloads-{self.job_id}-{self.stage}.log"
+                ),
             )
             self._link.engine_spec = self.spec
             self._link.engine_loader = self._finalized_state
@@ -331,6 +334,7 @@ class ProviderAgent:
     def _attempts(self, round_: int, attempt: int, first) -> None:
         from agents.roles.stage_loop import Restart
         from agents.transport.endpoint import PeerTimeout
+        from agents.transport.signed import PayloadConflict
 
         link = self.link()
         for _ in range(8):  # bounded, so one tick never hangs on a flapping peer
@@ -354,6 +358,10 @@ class ProviderAgent:
                 return
             except PeerTimeout as exc:  # retry next tick under a newer attempt
                 self.stats.notes.append(f"round {round_} attempt failed: {exc}")
+                return
+            except PayloadConflict as exc:  # never sign two payloads for one slot
+                self.stats.notes.append(f"round {round_} attempt stopped: {exc}")
+                log.warning("transport: %s", exc)
                 return
 
     def _serve(self, round_: int | None, seconds: float | None = None) -> None:

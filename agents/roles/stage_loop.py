@@ -52,6 +52,7 @@ from agents.transport.frames import FrameError, Header, Kind
 from agents.transport.guard import BACKWARD, FORWARD, RoundGuard, Verdict
 from agents.transport.inference import RequestLedger, request_signer
 from agents.transport.payloads import payload_from_bytes, payload_to_bytes
+from agents.transport.signed import PayloadConflict, SignedPayloads
 
 log = logging.getLogger("agents.transport")
 _WORKER_TAKES_ATTESTATION = "attestation" in inspect.signature(StageWorker.forward).parameters
@@ -190,6 +191,7 @@ class StageLink:
         advertise: str | None = None,
         timeout: float = 30.0,
         max_bytes: int = 64 * 2**20,
+        sign_log: Path | None = None,
     ) -> None:
         self.view = view
         self.job_id = job_id
@@ -213,6 +215,9 @@ class StageLink:
         self.engine_spec = None
         self.stats = {"refused": 0, "attempts": 0, "restarts": 0, "served_steps": 0}
         self._market = view.job_market
+        # Never two different signed payloads for one slot of a round (see agents.transport.signed).
+        self.signed = SignedPayloads(sign_log)
+        self.received = SignedPayloads(what="received")  # slot -> the payload hash accepted
 
     # ------------------------------------------------------------------ discovery
     def publish(self) -> None:
@@ -268,6 +273,7 @@ class StageLink:
     def _send_data(self, private_key, to: int, step: int, mb: int, direction: int, payload):
         g = self.guard
         ph = _h32(tensors_hash(payload))
+        self.signed.admit(g.round, step, mb, direction, ph)  # PayloadConflict: nothing sent
         sig = sign_payload(private_key, self._ctx(g.round, self.stage, step, mb, direction), ph)
         h = Header(
             Kind.DATA,
@@ -358,6 +364,12 @@ class StageLink:
     def _accept(self, m: Incoming) -> None:
         verified = self._verified(m)
         if verified is None:
+            return
+        h = m.header
+        try:  # the same slot's payload as in every earlier attempt of the round, or nothing
+            self.received.admit(h.round, h.step, h.micro_batch, h.direction, h.payload_hash)
+        except PayloadConflict as exc:
+            self.refuse(f"{h.describe()}: {exc}")
             return
         q = self._queues[m.header.direction]
         if len(q) > self.guard.micro_batches + 1:

@@ -46,18 +46,20 @@ def _events(p, contract, name, job):
 
 
 def test_a_payload_substituted_in_transit_convicts_the_sender_only(net, dataset):
-    with job_running(
-        net,
-        _spec(dataset),
-        terms(2, challenge_window=30),
-        owner_index=OWNER,
-        provider_indices=PROVIDERS[:STAGES],
-        validator_indices=VALIDATORS[:1],  # the proof needs no committee
-        standby_indices=STANDBYS[:1],
-        faults={CHEATER: ("substitute-payload", (CHEAT_ROUND,))},
-        transport=True,
-        peer_timeout=10,
-    ) as run:
+    with (
+        job_running(
+            net,
+            _spec(dataset),
+            terms(2, challenge_window=30),
+            owner_index=OWNER,
+            provider_indices=PROVIDERS[:STAGES],
+            validator_indices=VALIDATORS[:1],  # the proof needs no committee
+            standby_indices=STANDBYS[:1],
+            faults={CHEATER: ("substitute-payload", (CHEAT_ROUND,))},
+            transport=True,
+            peer_timeout=10,
+        ) as run
+    ):
         state = drive(net, run, timeout=400)
         assert state.status == JobStatus.COMPLETED
         p, job = run.owner.protocol, run.job_id
