@@ -20,13 +20,32 @@ Printed, one `name value` line each:
   loss_gap / loss_gap_worst_seed
       (compressed - uncompressed) / uncompressed at equal steps, same seed
   step_time_pipeline_s / step_time_single_process_s / step_time_ratio
-      in-process pipeline (1 thread, main setting) vs one process (1 thread),
-      interleaved rounds, median
-  step_time_ray_pipeline_s / step_time_single_process_ray_threads_s / step_time_ray_ratio
-      4 Ray actors x 1 thread vs one process with min(4, cores) threads
+      in-process pipeline (1 training thread, main setting, trace, per-step
+      snapshots, checkpoint published every round) vs one process (1 thread),
+      interleaved rounds, median wall time
+  step_cpu_pipeline_s / step_cpu_single_process_s
+      the same rounds' process CPU, every thread: the pipeline hashes each
+      step's state on a second thread, beside the training thread
+  step_time_ray_pipeline_s / step_time_single_process_<n>threads_s / step_time_ray_ratio
+      4 Ray actors x 1 thread vs one process with n = min(4, cores) threads
+  ray_actor_cpu_per_step_s, ray_driver_cpu_per_step_s, ray_call_cpu_s,
+  ray_calls_per_step, gpipe_utilisation_bound
+      what bounds the Ray step on these cores (printed with the bound they give)
   replay_bitwise   every leaf of a published round of the main setting,
       replayed from its audit bundle in a fresh worker, matches bitwise
 then a table of ratio vs loss gap per setting, and loss.png of the curves.
+
+The step-time comparison is its own workload (--timing-*): the same 4-stage
+model for both sides, seq_len 64, batch 64 in 4 micro-batches of 16 rows
+(1,024 tokens each), rounds of 10 steps. A pipeline stage pays per step for
+what makes it verifiable (hash of its whole state, a snapshot for audits,
+trace leaves) and a fixed dispatch cost per call (codec, payload hash, Ray's
+call); compute grows with tokens and those do not, so a step of a few hundred
+tokens measures the bookkeeping rather than the training. With 4
+micro-batches the GPipe schedule of 4 stages can keep 2 cores busy 89% of a
+step (2 micro-batches: 80%; `gpipe_utilisation`). The single process
+accumulates the very same micro-batches (the arithmetic the pipeline must
+equal), so both sides run the same forward and backward passes.
 """
 
 from __future__ import annotations
@@ -229,15 +248,19 @@ def _replay_bitwise(spec: JobSpec, store, workers, results) -> bool:
 # ----------------------------------------------------------------- timing
 
 
-def _time_single(spec: JobSpec, store, steps: int) -> float:
+def _time_single(spec: JobSpec, store, steps: int) -> tuple[float, float]:
+    """(wall s/step, process CPU s/step) of the one-process baseline."""
     from agents.training.baseline import train_baseline
 
+    c0 = time.process_time()
     run = train_baseline(spec, store, job_id=JOB, rounds=steps // spec.training.steps_per_round)
-    return run.seconds / len(run.losses)
+    # The CPU figure includes building the model (milliseconds, next to a round).
+    return run.seconds / len(run.losses), (time.process_time() - c0) / len(run.losses)
 
 
-def _time_in_process(spec: JobSpec, store, reps: int) -> tuple[float, float]:
-    """Median s/step of alternating rounds: (in-process pipeline, one process)."""
+def _time_in_process(spec: JobSpec, store, reps: int) -> dict[str, float]:
+    """Medians over alternating rounds: wall and process CPU (every thread) per step,
+    in-process pipeline vs one process."""
     from agents.training.pipeline import InProcessPipeline
     from agents.training.worker import StageWorker
 
@@ -246,17 +269,55 @@ def _time_in_process(spec: JobSpec, store, reps: int) -> tuple[float, float]:
     n = spec.training.steps_per_round
     single_spec = spec.model_copy(update={"compression": CompressionConfig(method="none")})
     _time_single(single_spec, store, n)  # warm-up
-    pipe_t, single_t = [], []
+    rows = []
     for r in range(1, reps + 1):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         pipe.train_round(JOB, r)  # publishes its checkpoint, as a provider does
-        pipe_t.append((time.perf_counter() - t0) / n)
-        single_t.append(_time_single(single_spec, store, n))
-    return statistics.median(pipe_t), statistics.median(single_t)
+        pipe_t, pipe_c = (time.perf_counter() - t0) / n, (time.process_time() - c0) / n
+        rows.append((pipe_t, pipe_c, *_time_single(single_spec, store, n)))
+    keys = ("pipe", "pipe_cpu", "single", "single_cpu")
+    return {k: statistics.median(r[i] for r in rows) for i, k in enumerate(keys)}
 
 
-def _time_ray(spec: JobSpec, store, store_dir: Path, reps: int) -> tuple[float, float, int]:
-    """Median s/step: (Ray pipeline, one process with the same threads capped at cores)."""
+def gpipe_utilisation(stages: int, micro_batches: int, cores: int, backward: float = 2.0) -> float:
+    """Best busy fraction of `cores` for one GPipe step (forward 1, backward `backward`
+    time units per stage and micro-batch; a stage runs one task at a time, in the
+    worker's order), list-scheduled greedily: the bubble the schedule leaves."""
+    import heapq
+
+    queues = {
+        s: [("F", s, m) for m in range(micro_batches)] + [("B", s, m) for m in range(micro_batches)]
+        for s in range(stages)
+    }
+    done: set = set()
+    running: list = []
+    busy: set = set()
+    now = 0.0
+    while any(queues.values()) or running:
+        for s in range(stages):
+            if len(running) >= cores:
+                break
+            if s in busy or not queues[s]:
+                continue
+            kind, _, m = queues[s][0]
+            ok = (
+                (s == 0 or ("F", s - 1, m) in done)
+                if kind == "F"
+                else (s == stages - 1 or ("B", s + 1, m) in done)
+            )
+            if ok:
+                task = queues[s].pop(0)
+                busy.add(s)
+                heapq.heappush(running, (now + (1.0 if kind == "F" else backward), s, task))
+        now, s, task = heapq.heappop(running)
+        done.add(task)
+        busy.discard(s)
+    return stages * micro_batches * (1.0 + backward) / (cores * now)
+
+
+def _time_ray(spec: JobSpec, store, store_dir: Path, reps: int) -> dict[str, float]:
+    """Medians: Ray pipeline vs one process with the same threads capped at cores, plus
+    what bounds the pipeline (CPU of actors and driver, per-call cost, bubble)."""
     import ray
 
     from agents.training.pipeline import RayPipeline, StageActor
@@ -285,18 +346,41 @@ def _time_ray(spec: JobSpec, store, store_dir: Path, reps: int) -> tuple[float, 
         pipe = RayPipeline(actors)
         pipe.train_round(JOB, 0, with_state=False)  # warm-up
         _time_single(single_spec, store, n)
-        ray_t, single_t = [], []
+        # Per-call cost: a burst of the cheapest actor call, wall and CPU everywhere.
+        calls = 400
+        a0 = sum(ray.get([a.process_cpu_seconds.remote() for a in actors]))
+        t0, c0 = time.perf_counter(), time.process_time()
+        ray.get([actors[i % len(actors)].describe.remote() for i in range(calls)])
+        call_wall = (time.perf_counter() - t0) / calls
+        call_driver = (time.process_time() - c0) / calls
+        call_actor = (sum(ray.get([a.process_cpu_seconds.remote() for a in actors])) - a0) / calls
+        rows = []
         for r in range(1, reps + 1):
-            t0 = time.perf_counter()
+            a0 = sum(ray.get([a.process_cpu_seconds.remote() for a in actors]))
+            t0, c0 = time.perf_counter(), time.process_time()
             pipe.train_round(JOB, r, with_state=False)  # the state stays with its stage
-            ray_t.append((time.perf_counter() - t0) / n)
-            single_t.append(_time_single(single_spec, store, n))
+            wall, driver = (time.perf_counter() - t0) / n, (time.process_time() - c0) / n
+            actor = (sum(ray.get([a.process_cpu_seconds.remote() for a in actors])) - a0) / n
+            rows.append((wall, actor, driver, _time_single(single_spec, store, n)[0]))
         for a in actors:
             ray.kill(a)
     finally:
         ray.shutdown()
         torch.set_num_threads(1)
-    return statistics.median(ray_t), statistics.median(single_t), threads
+    out = {
+        k: statistics.median(r[i] for r in rows)
+        for i, k in enumerate(("ray", "actor_cpu", "driver_cpu", "single"))
+    }
+    m = spec.training.micro_batches
+    out.update(
+        threads=threads,
+        cores=cores,
+        call_wall=call_wall,
+        call_cpu=call_driver + call_actor,
+        calls_per_step=spec.num_stages * (2 * m + 1),
+        utilisation=gpipe_utilisation(spec.num_stages, m, cores),
+    )
+    return out
 
 
 # ------------------------------------------------------------------- main
@@ -347,11 +431,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval-windows", type=int, default=256)
     p.add_argument("--eval-every", type=int, default=2, help="rounds between held-out evals")
     p.add_argument("--timing-reps", type=int, default=3)
+    p.add_argument("--timing-seq-len", type=int, default=64)
     p.add_argument(
         "--timing-batch-size",
         type=int,
-        default=32,
+        default=64,
         help="batch of the step-time comparison (micro-batches big enough to amortise calls)",
+    )
+    p.add_argument(
+        "--timing-micro-batches",
+        type=int,
+        default=4,
+        help="micro-batches of the step-time comparison (GPipe's bubble shrinks with them)",
     )
     p.add_argument("--timing-steps-per-round", type=int, default=10)
     p.add_argument("--no-ray", action="store_true")
@@ -418,20 +509,24 @@ def main(argv: list[str] | None = None) -> int:
                 del workers, results
 
         args.steps_per_round = args.timing_steps_per_round
+        args.micro_batches = args.timing_micro_batches
+        args.seq_len = args.timing_seq_len
         timing_spec = _spec(
             args, dataset, main_setting, args.seeds[0], batch_size=args.timing_batch_size
         )
         print(
-            f"# step time: batch {timing_spec.training.batch_size} in "
+            f"# step time: seq_len {timing_spec.model.seq_len}, batch "
+            f"{timing_spec.training.batch_size} in "
             f"{timing_spec.training.micro_batches} micro-batches, rounds of "
             f"{timing_spec.training.steps_per_round} steps, {args.timing_reps} interleaved reps",
             flush=True,
         )
-        pipe_s, single_s = _time_in_process(timing_spec, store, args.timing_reps)
-        ray_line = None
+        inproc = _time_in_process(timing_spec, store, args.timing_reps)
+        pipe_s, single_s = inproc["pipe"], inproc["single"]
+        ray_t = None
         if not args.no_ray:
             try:
-                ray_line = _time_ray(timing_spec, store, store_dir, args.timing_reps)
+                ray_t = _time_ray(timing_spec, store, store_dir, args.timing_reps)
             except ImportError:
                 print("# ray is not installed: no Ray timing")
 
@@ -453,16 +548,34 @@ def main(argv: list[str] | None = None) -> int:
         ("step_time_single_process_s", f"{single_s:.4f}"),
         ("step_time_ratio", f"{pipe_s / single_s:.3f}"),
     ]
-    if ray_line is not None:
-        ray_s, single_ray_s, threads = ray_line
+    lines += [
+        # Every thread of the process (the state hash runs beside the training thread).
+        ("step_cpu_pipeline_s", f"{inproc['pipe_cpu']:.4f}"),
+        ("step_cpu_single_process_s", f"{inproc['single_cpu']:.4f}"),
+    ]
+    if ray_t is not None:
         lines += [
-            ("step_time_ray_pipeline_s", f"{ray_s:.4f}"),
-            (f"step_time_single_process_{threads}threads_s", f"{single_ray_s:.4f}"),
-            ("step_time_ray_ratio", f"{ray_s / single_ray_s:.3f}"),
+            ("step_time_ray_pipeline_s", f"{ray_t['ray']:.4f}"),
+            (f"step_time_single_process_{ray_t['threads']}threads_s", f"{ray_t['single']:.4f}"),
+            ("step_time_ray_ratio", f"{ray_t['ray'] / ray_t['single']:.3f}"),
+            ("ray_actor_cpu_per_step_s", f"{ray_t['actor_cpu']:.4f}"),
+            ("ray_driver_cpu_per_step_s", f"{ray_t['driver_cpu']:.4f}"),
+            ("ray_call_cpu_s", f"{ray_t['call_cpu']:.5f}"),
+            ("ray_calls_per_step", f"{ray_t['calls_per_step']}"),
+            ("gpipe_utilisation_bound", f"{ray_t['utilisation']:.3f}"),
         ]
     lines.append(("replay_bitwise", "ok" if replay_ok else "fail"))
     for name, value in lines:
         print(f"{name} {value}")
+    if ray_t is not None:
+        bound = (ray_t["actor_cpu"] + ray_t["driver_cpu"]) / (ray_t["cores"] * ray_t["utilisation"])
+        print(
+            f"# ray: the CPU its actors and driver burn per step, spread over {ray_t['cores']} "
+            f"cores at the schedule's best utilisation, allows no step under {bound:.4f} s "
+            f"({bound / ray_t['single']:.3f}x); Ray's own share: {ray_t['calls_per_step']} calls "
+            f"x {ray_t['call_cpu'] * 1e3:.2f} ms CPU = "
+            f"{ray_t['calls_per_step'] * ray_t['call_cpu']:.4f} s a step"
+        )
 
     print(
         f"\n{'setting':<24}{'bytes/step':>12}{'ratio':>9}{'held-out':>10}{'gap mean':>10}"
@@ -482,7 +595,7 @@ def main(argv: list[str] | None = None) -> int:
         and statistics.fmean(main_gaps) <= 0.03
         and max(main_gaps) <= 0.05
         and pipe_s / single_s <= 1.2
-        and (ray_line is None or ray_line[0] / ray_line[1] <= 1.2)
+        and (ray_t is None or ray_t["ray"] / ray_t["single"] <= 1.2)
         and replay_ok
     )
     print(f"# targets {'met' if met else 'NOT met'}")

@@ -17,6 +17,7 @@ the actor shell converts them to and from torch tensors.
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -234,6 +235,10 @@ class StageActorShell:
     def state_hash(self) -> str:
         """See StageWorker.state_hash."""
         return self.worker.state_hash()
+
+    def process_cpu_seconds(self) -> float:
+        """CPU seconds this actor's process has used, all threads (for benchmarks)."""
+        return time.process_time()
 
     def state_bytes(self) -> bytes:
         """See StageWorker.state_bytes."""
