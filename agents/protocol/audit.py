@@ -212,3 +212,26 @@ def attribute_boundary(
 
 def _hex(signature: bytes | str) -> str:
     return signature.hex() if isinstance(signature, bytes) else signature.removeprefix("0x")
+
+
+def sender_equivocations(
+    sender: RoundRecord,
+    receiver: RoundRecord,
+    signatures: dict[int, bytes | str | None],
+    ctx_of,
+    sender_provider: str,
+) -> list[Finding]:
+    """Every leaf at which the receiver holds the sender's signature over a payload the
+    sender's own leaf does not record (what a receiver proves for itself, on every leaf, not
+    only the sampled ones a bundle carries). `signatures` maps a leaf index to the
+    signature the receiver kept for this direction; `ctx_of(leaf)` is the signed context of
+    the sender's leaf."""
+    out = []
+    for a, b in zip(sender.leaves, receiver.leaves, strict=False):
+        sig = signatures.get(b.index)
+        if sig is None:
+            continue
+        f = attribute_boundary(a, b, sig, ctx_of(a), sender_provider, receiver_stage=receiver.stage)
+        if f is not None and f.equivocation is not None:
+            out.append(f)
+    return out

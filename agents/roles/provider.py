@@ -93,6 +93,7 @@ class ProviderAgent:
         self._posted: set[int] = set()
         self._pending_challenges: set[int] = set()
         self.vacated = False
+        self._senders_checked: set[int] = set()  # rounds whose senders' signatures were checked
 
     @property
     def me(self) -> str:
@@ -278,6 +279,8 @@ class ProviderAgent:
             self._commit(r)
         elif mine.exists and not mine.slashed and phase in (Phase.CHALLENGE, Phase.AWAITING_SEED):
             self._publish_bundle(r)
+            if phase is Phase.CHALLENGE:
+                self._prove_senders(r)
 
     # -- transport mode: this stage's own loop -------------------------------------------
     def link(self):
@@ -480,6 +483,59 @@ class ProviderAgent:
         self.stats.commits.append((round_, record_cid))
         if "loss" in result.metrics:
             self.stats.losses[round_] = result.metrics["loss"]
+
+    def _prove_senders(self, round_: int) -> None:
+        """Transport mode, once per sealed round: if a neighbour signed a payload to this
+        stage that its own leaf does not record (a substitution in transit), prove it
+        (AuditCourt.provePayloadEquivocation). This stage holds every signature, so it
+        checks every leaf, not only those the validators sample."""
+        from agents.protocol.attestation import BACKWARD, FORWARD, PayloadContext
+        from agents.protocol.audit import sender_equivocations
+        from agents.roles.proofs import prove_equivocation
+
+        if self.transport is None or round_ in self._senders_checked:
+            return
+        self._senders_checked.add(round_)
+        sigs = self._host_call("received_signatures", self.job_id, round_)
+        if not sigs:
+            return
+        mine = self.p.commitment(self.job_id, round_, self.stage)
+        own = load_document(self.store, mine.record_cid, RoundRecord)
+        market = self.p.client.contract("JobMarket").address
+        num_stages = self.p.job_terms(self.job_id).num_stages
+        for sender, direction in ((self.stage - 1, FORWARD), (self.stage + 1, BACKWARD)):
+            if not 0 <= sender < num_stages:
+                continue
+            c = self.p.commitment(self.job_id, round_, sender)
+            if not c.exists or c.slashed or not c.record_cid:
+                continue
+            theirs = load_document(self.store, c.record_cid, RoundRecord)
+
+            def ctx_of(leaf, sender=sender, direction=direction):
+                return PayloadContext(
+                    self.p.client.chain_id,
+                    market,
+                    self.job_id,
+                    round_,
+                    sender,
+                    leaf.step,
+                    leaf.micro_batch,
+                    direction,
+                )
+
+            by_leaf = {i: pair[direction] for i, pair in sigs.items()}
+            found = sender_equivocations(theirs, own, by_leaf, ctx_of, c.provider)
+            if not found:
+                continue
+            try:
+                prove_equivocation(self.p, self.job_id, round_, theirs, found[0])
+            except RevertError as exc:
+                self.stats.notes.append(f"equivocation proof of stage {sender} refused: {exc}")
+                continue
+            self.stats.notes.append(
+                f"round {round_}: proved stage {sender} signed a payload its leaf "
+                f"{found[0].leaf} does not record"
+            )
 
     def _publish_bundle(self, round_: int) -> None:
         if round_ in self._posted or self._withholds(round_):

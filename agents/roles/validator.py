@@ -484,13 +484,10 @@ class ValidatorAgent:
         its proof and the signature (AuditCourt.provePayloadEquivocation; no committee). False
         when the chain refuses: then the leaf is challenged, and the committee convicts on
         the same signature (`_equivocated`)."""
-        eq = f.equivocation
-        sent = (leaf_struct(rec.leaves[f.leaf]), trace_tree(rec.leaves).proof(f.leaf))
-        payload_hash = bytes.fromhex(eq.payload_hash.removeprefix("0x"))
+        from agents.roles.proofs import prove_equivocation
+
         try:
-            self.p.prove_payload_equivocation(
-                self.job_id, round_, f.stage, eq.direction, sent, payload_hash, eq.signature
-            )
+            prove_equivocation(self.p, self.job_id, round_, rec, f)
         except RevertError as exc:
             self.stats.notes.append(f"equivocation proof of stage {f.stage} refused: {exc}")
             return False

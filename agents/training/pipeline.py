@@ -232,6 +232,10 @@ class StageActorShell:
         """See StageWorker.make_audit_bundle."""
         return self.worker.make_audit_bundle(leaf_indices)
 
+    def received_signatures(self, job_id: int, round_: int) -> dict:
+        """See StageWorker.received_signatures."""
+        return self.worker.received_signatures(job_id, round_)
+
     def state_hash(self) -> str:
         """See StageWorker.state_hash."""
         return self.worker.state_hash()

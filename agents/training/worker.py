@@ -659,6 +659,23 @@ class StageWorker:
             raise PipelineError(f"stage {self.stage}: no finished round to audit")
         return build_audit_bundle(self, self._last_round, leaf_indices)
 
+    def received_signatures(
+        self, job_id: int, round_: int
+    ) -> dict[int, tuple[bytes | None, bytes | None]]:
+        """The senders' payload signatures this stage kept in (job, round), its last finished
+        round, by leaf index: (over the input, over the incoming gradient), None where no
+        sender signed (Ray mode, stage 0's input, the last stage's gradient). Empty for any
+        other round."""
+        last = self._last_round
+        if last is None or (last["job_id"], last["round"]) != (job_id, round_):
+            return {}
+        m = self.micro_batches
+        return {
+            step * m + mb: (log.input_signatures.get(mb), log.grad_signatures.get(mb))
+            for step, log in last["logs"].items()
+            for mb in range(m)
+        }
+
     # -------------------------------------------------------------- inference
 
     @torch.no_grad()

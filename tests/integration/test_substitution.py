@@ -3,10 +3,12 @@
 Each provider is its own OS process and signs what it sends with its staked key. The
 stage-1 provider, in round 0, signs and sends other activations than its leaf records on
 one micro-batch, then computes honestly, so a replay of its own leaf matches and its
-receiver's replay matches too: only the boundary disagrees. A validator convicts the sender
-from its leaf, the Merkle proof and the signature the receiver kept
-(AuditCourt.provePayloadEquivocation); the receiver, which computed on what it was sent, is
-neither challenged nor slashed; a standby takes the vacated stage and the job completes.
+receiver's replay matches too: only the boundary disagrees. The sender is convicted from its
+leaf, the Merkle proof and the signature the receiver kept
+(AuditCourt.provePayloadEquivocation), by whichever comes first: the validator (from the
+receiver's bundle) or the receiver itself (which holds the signatures of every leaf, sampled
+or not). The receiver, which computed on what it was sent, is neither challenged nor
+slashed; a standby takes the vacated stage and the job completes.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def _events(p, contract, name, job):
     return [e for e in p.client.events(contract, name, 0) if int(e.args["jobId"]) == job]
 
 
-def test_a_payload_substituted_in_transit_convicts_the_sender_only(net, dataset):
+def test_a_payload_substituted_in_transit_convicts_the_sender_only(net, dataset, capsys):
     with (
         job_running(
             net,
@@ -83,6 +85,12 @@ def test_a_payload_substituted_in_transit_convicts_the_sender_only(net, dataset)
             (CHEAT_ROUND, CHEATER)
         }
         assert {int(e.args["leafIndex"]) for e in proven} == {len(sender) - 1}
+        provers = {e.args["prover"].lower() for e in proven}
+        receiver_provider = net.address(PROVIDERS[CHEATER + 1]).lower()
+        assert provers <= {net.address(VALIDATORS[0]).lower(), receiver_provider}
+        with capsys.disabled():
+            who = "the receiver" if provers == {receiver_provider} else "the validator"
+            print(f"\nsubstitution proven by {who}")
         slashed = {
             (r, s)
             for r in range(2)

@@ -170,3 +170,39 @@ def test_each_validator_draws_its_own_leaves_and_coverage_grows():
     union = union_sample(seed, 1, vals, 2, 400)
     assert set(union) == {i for d in draws for i in d} and len(union) > 2 * 5
     assert validator_sample(seed, 1, vals[0], 9, 4) == [0, 1, 2, 3]
+
+
+def test_a_receiver_finds_every_substituted_leaf_it_holds_a_signature_for():
+    from eth_account import Account
+
+    from agents.protocol.attestation import PayloadContext, attestation_hash, sign_payload
+    from agents.protocol.audit import sender_equivocations
+
+    key = b"\x07" * 32
+
+    def ctx_of(leaf):
+        return PayloadContext(31337, "0x" + "ab" * 20, 1, 0, 0, leaf.step, leaf.micro_batch, 0)
+
+    up, down = leaves_for(0), leaves_for(1)
+    sigs = {}
+    for lf in down:  # the honest payloads, as the receiver got them: the sender's outputs
+        sigs[lf.index] = sign_payload(key, ctx_of(lf), up[lf.index].output)
+        down[lf.index] = lf.model_copy(
+            update={
+                "input": up[lf.index].output,
+                "input_attestation": attestation_hash(sigs[lf.index]),
+            }
+        )
+    sender = Account.from_key(key).address
+    assert sender_equivocations(record(0, up), record(1, down), sigs, ctx_of, sender) == []
+    # Leaf 2 (step 1, micro-batch 0): the sender signed and sent other activations.
+    sigs[2] = sign_payload(key, ctx_of(down[2]), h(4242))
+    down[2] = down[2].model_copy(
+        update={"input": h(4242), "input_attestation": attestation_hash(sigs[2])}
+    )
+    (f,) = sender_equivocations(record(0, up), record(1, down), sigs, ctx_of, sender)
+    assert (f.stage, f.leaf, f.equivocation.payload_hash) == (0, 2, h(4242))
+    # A signature by anyone else proves nothing against the sender (it blames the receiver).
+    sigs[2] = sign_payload_by_other(ctx_of(down[2]), h(4242))
+    down[2] = down[2].model_copy(update={"input_attestation": attestation_hash(sigs[2])})
+    assert sender_equivocations(record(0, up), record(1, down), sigs, ctx_of, sender) == []
