@@ -235,3 +235,21 @@ def sender_equivocations(
         if f is not None and f.equivocation is not None:
             out.append(f)
     return out
+
+
+def double_sign_finding(
+    sender_leaf: TraceLeaf, direction: int, signed: list[tuple[str, bytes]], sender_stage: int
+) -> Finding | None:
+    """A neighbour signed two payloads for one slot (in two attempts of a round): whichever
+    its committed leaf does not record convicts it. `signed` is [(payload hash, signature)];
+    None when every hash is the recorded one."""
+    recorded = sender_leaf.output if direction == 0 else sender_leaf.grad_out
+    for payload_hash, signature in signed:
+        if payload_hash != recorded:
+            return Finding(
+                sender_stage,
+                sender_leaf.index,
+                "signed two payloads for one slot of the round",
+                equivocation=Equivocation(direction, payload_hash, bytes(signature)),
+            )
+    return None

@@ -248,6 +248,7 @@ class ProviderAgent:
         except RevertError as exc:
             log.debug("provider: claim: %s", exc)
         state = self.p.job_state(self.job_id)
+        self._prove_double_signs()  # even after losing the stage to the stall it caused
         if self.stage is None or self.vacated:
             return
         if self.p.stage_provider(self.job_id, self.stage).lower() != self.me.lower():
@@ -536,6 +537,40 @@ class ProviderAgent:
                 f"round {round_}: proved stage {sender} signed a payload its leaf "
                 f"{found[0].leaf} does not record"
             )
+
+    def _prove_double_signs(self) -> None:
+        """A neighbour that sent this stage two different signed payloads for one slot of a
+        round (refused: see agents.transport.signed) committed at most one of them: once the
+        round's challenge window opens, prove the other (provePayloadEquivocation)."""
+        from agents.protocol.audit import double_sign_finding
+        from agents.roles.proofs import prove_equivocation
+
+        link = self._link
+        if link is None or not link.conflicts:
+            return
+        for conflict in list(link.conflicts):
+            round_, sender, step, mb, direction, pair = conflict
+            phase = self.keeper.phase(round_)
+            if phase is not Phase.CHALLENGE:
+                if phase in (Phase.DISPUTED, Phase.FINALIZABLE, Phase.FINALIZED):
+                    link.conflicts.remove(conflict)  # too late
+                continue
+            link.conflicts.remove(conflict)
+            c = self.p.commitment(self.job_id, round_, sender)
+            if not c.exists or c.slashed or not c.record_cid:
+                continue
+            theirs = load_document(self.store, c.record_cid, RoundRecord)
+            index = step * self.spec.training.micro_batches + mb
+            signed = [("0x" + ph.hex(), sig) for ph, sig in pair]
+            f = double_sign_finding(theirs.leaves[index], direction, signed, sender)
+            if f is None:
+                continue
+            try:
+                prove_equivocation(self.p, self.job_id, round_, theirs, f)
+            except RevertError as exc:
+                self.stats.notes.append(f"double-sign proof of stage {sender} refused: {exc}")
+                continue
+            self.stats.notes.append(f"round {round_}: proved stage {sender} signed two payloads")
 
     def _publish_bundle(self, round_: int) -> None:
         if round_ in self._posted or self._withholds(round_):

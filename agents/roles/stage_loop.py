@@ -218,6 +218,10 @@ class StageLink:
         # Never two different signed payloads for one slot of a round (see agents.transport.signed).
         self.signed = SignedPayloads(sign_log)
         self.received = SignedPayloads(what="received")  # slot -> the payload hash accepted
+        self._first_signed: dict[tuple, tuple[bytes, bytes]] = {}  # slot -> (hash, signature)
+        # (round, sender stage, step, mb, direction, [(hash, signature), ...]): a neighbour
+        # that signed two payloads for one slot; the provider proves it once the round seals.
+        self.conflicts: list[tuple] = []
 
     # ------------------------------------------------------------------ discovery
     def publish(self) -> None:
@@ -366,11 +370,22 @@ class StageLink:
         if verified is None:
             return
         h = m.header
+        slot = (h.round, h.step, h.micro_batch, h.direction)
         try:  # the same slot's payload as in every earlier attempt of the round, or nothing
-            self.received.admit(h.round, h.step, h.micro_batch, h.direction, h.payload_hash)
+            self.received.admit(*slot, h.payload_hash)
         except PayloadConflict as exc:
             self.refuse(f"{h.describe()}: {exc}")
+            first = self._first_signed.get(slot)
+            if first is not None:  # two signatures of one key over two payloads: evidence
+                pair = [first, (h.payload_hash, bytes(h.signature))]
+                self.conflicts.append((h.round, h.stage, h.step, h.micro_batch, h.direction, pair))
             return
+        if slot not in self._first_signed:
+            if any(k[0] != h.round for k in self._first_signed):
+                self._first_signed = {
+                    k: v for k, v in self._first_signed.items() if k[0] == h.round
+                }
+            self._first_signed[slot] = (h.payload_hash, bytes(h.signature))
         q = self._queues[m.header.direction]
         if len(q) > self.guard.micro_batches + 1:
             self.refuse(f"{m.header.describe()}: more payloads ahead than a step holds")

@@ -206,3 +206,20 @@ def test_a_receiver_finds_every_substituted_leaf_it_holds_a_signature_for():
     sigs[2] = sign_payload_by_other(ctx_of(down[2]), h(4242))
     down[2] = down[2].model_copy(update={"input_attestation": attestation_hash(sigs[2])})
     assert sender_equivocations(record(0, up), record(1, down), sigs, ctx_of, sender) == []
+
+
+def test_of_two_payloads_signed_for_one_slot_the_unrecorded_one_convicts():
+    from agents.protocol.audit import double_sign_finding
+
+    leaf = leaves_for(0)[1]
+    sig_a, sig_b = b"\x01" * 65, b"\x02" * 65
+    f = double_sign_finding(leaf, 0, [(leaf.output, sig_a), (h(77), sig_b)], 0)
+    assert (f.stage, f.leaf, f.equivocation.payload_hash, f.equivocation.signature) == (
+        0,
+        1,
+        h(77),
+        sig_b,
+    )
+    f = double_sign_finding(leaf, 1, [(h(78), sig_a), (leaf.grad_out, sig_b)], 0)
+    assert (f.equivocation.direction, f.equivocation.payload_hash) == (1, h(78))
+    assert double_sign_finding(leaf, 0, [(leaf.output, sig_a)], 0) is None

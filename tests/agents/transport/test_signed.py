@@ -61,7 +61,7 @@ def test_a_neighbour_resending_another_payload_for_a_slot_is_refused():
     outputs that differ between attempts. Resending A is accepted."""
     from eth_account import Account
 
-    from agents.protocol.attestation import PayloadContext, sign_payload
+    from agents.protocol.attestation import PayloadContext, recover_signer, sign_payload
     from agents.transport.endpoint import Incoming
     from agents.transport.frames import Header, Kind
     from agents.transport.payloads import payload_to_bytes
@@ -91,6 +91,13 @@ def test_a_neighbour_resending_another_payload_for_a_slot_is_refused():
         link._accept(message(b, 2))
         assert len(link._queues[FORWARD]) == 0
         assert len(refused) == 1 and "already received payload" in refused[0]
+        # Kept as evidence: the same key signed both payloads for the slot.
+        ((rnd, sender, step, mb, direction, pair),) = link.conflicts
+        assert (rnd, sender, step, mb, direction) == (0, 0, 0, 0, FORWARD)
+        ha, hb = (bytes.fromhex(tensors_hash(x)[2:]) for x in (a, b))
+        assert [ph for ph, _ in pair] == [ha, hb]
+        ctx = PayloadContext(31337, market, 1, 0, 0, 0, 0, 0)
+        assert all(recover_signer(ctx, ph, sig) == upstream.address for ph, sig in pair)
         link._accept(message(a, 2))
         assert len(link._queues[FORWARD]) == 1
     finally:
