@@ -171,6 +171,30 @@ def run() -> dict[str, int]:
             (leaves[1], ftree.proof(1)),
             {"from": chal},
         ).gas_used
+        # A payload equivocation: a keyed provider signed a forward payload its leaf does
+        # not record (agents/protocol/attestation.py makes the signature).
+        from agents.protocol.attestation import FORWARD, PayloadContext, sign_payload
+
+        signer = accounts.add()
+        accounts[0].transfer(signer, "1 ether")
+        helpers.fund(p, signer, 10_000 * E18)
+        stakes.stake(1_000 * E18, {"from": signer})
+        eleaves = helpers.honest_leaves(4, 2, "bench-equivocation")
+        etree = helpers.leaf_tree(eleaves)
+        job3 = market.postJob(
+            helpers.job_tuple(numStages=1, rounds=1), helpers.initial_hashes(1), {"from": owner}
+        ).return_value
+        market.joinStage(job3, 0, {"from": signer})
+        market.commitRound(
+            job3, 0, 0, etree.root, helpers.final_hash("e"), "bafyrec", {"from": signer}
+        )
+        market.recordAuditSeed(job3, 0, {"from": chal})
+        other = b"\x77" * 32
+        ctx = PayloadContext(chain.id, market.address, job3, 0, 0, 0, 1, FORWARD)
+        sig = sign_payload(signer.private_key, ctx, other)
+        gas["provePayloadEquivocation"] = court.provePayloadEquivocation(
+            job3, 0, 0, FORWARD, (eleaves[1], etree.proof(1)), other, sig, {"from": chal}
+        ).gas_used
         chain.sleep(params["responseWindow"] + 101)
         chain.mine()
         tx = market.finalizeRound(job, 0, {"from": owner})
