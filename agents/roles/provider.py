@@ -496,9 +496,9 @@ class ProviderAgent:
 
         if self.transport is None or round_ in self._senders_checked:
             return
-        self._senders_checked.add(round_)
         sigs = self._host_call("received_signatures", self.job_id, round_)
         if not sigs:
+            self._senders_checked.add(round_)
             return
         mine = self.p.commitment(self.job_id, round_, self.stage)
         own = load_document(self.store, mine.record_cid, RoundRecord)
@@ -537,6 +537,8 @@ class ProviderAgent:
                 f"round {round_}: proved stage {sender} signed a payload its leaf "
                 f"{found[0].leaf} does not record"
             )
+        # Only now: a record the store could not serve yet is read again on the next tick.
+        self._senders_checked.add(round_)
 
     def _prove_double_signs(self) -> None:
         """A neighbour that sent this stage two different signed payloads for one slot of a
