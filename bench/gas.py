@@ -79,6 +79,7 @@ def run() -> dict[str, int]:
         stakes = proj.StakeManager.at(c["StakeManager"])
         shares = proj.ModelShares.at(c["ModelShares"])
         market = proj.JobMarket.at(c["JobMarket"])
+        vault = proj.RewardVault.at(c["RewardVault"])
         court = proj.AuditCourt.at(c["AuditCourt"])
         registry = proj.ValidatorRegistry.at(c["ValidatorRegistry"])
         p = type("P", (), {})()
@@ -200,11 +201,11 @@ def run() -> dict[str, int]:
         tx = market.finalizeRound(job, 0, {"from": owner})
         gas["finalizeRound"] = tx.gas_used
         gas["finalizeRound_per_stage"] = tx.gas_used // n
-        gas["claimRewards"] = market.claimRewards({"from": provs[0]}).gas_used
-        gas["claimShares"] = market.claimShares(job, provs[0], {"from": provs[0]}).gas_used
+        gas["claimRewards"] = vault.claimRewards({"from": provs[0]}).gas_used
+        gas["claimShares"] = vault.claimShares(job, provs[0], {"from": provs[0]}).gas_used
         for s in range(1, n):
-            market.claimShares(job, provs[s], {"from": provs[s]})
-        market.claimShares(job, owner, {"from": owner})
+            vault.claimShares(job, provs[s], {"from": provs[s]})
+        vault.claimShares(job, owner, {"from": owner})
 
         # Revenue: model `job` now has n provider holders plus the owner.
         shares.depositRevenue(job, 1_000 * E18, {"from": owner})  # first deposit warms slots

@@ -10,48 +10,33 @@ import {IStakeManager} from "./interfaces/IStakeManager.sol";
 import {IModelShares} from "./interfaces/IModelShares.sol";
 import {IAuditCourt} from "./interfaces/IAuditCourt.sol";
 import {IRandomnessSource} from "./interfaces/IRandomnessSource.sol";
+import {IJobTerms} from "./interfaces/IJobTerms.sol";
+import {IRewardVault} from "./interfaces/IRewardVault.sol";
+import {JobTerms} from "./JobTerms.sol";
+import {RewardVault} from "./RewardVault.sol";
 
 /// @title JobMarket
-/// @notice Training jobs. The owner escrows the whole budget and commits each stage's initial
-///         state hash; providers hold ONE stage each with an allocation of `minStake` of their
-///         stake to the job (slashable only for this job's faults); rounds run strictly one
-///         after the other: start -> commit phase -> sealed -> challenge window -> finalized.
-///         Finalization CREDITS rewards and shares (storage only, no call to anybody's code);
-///         each party claims its own with `claimRewards` / `claimShares`.
-/// @dev Money in this contract: sum over live jobs of `escrow` + `totalRewardsOwed`.
+/// @notice Training jobs: stage membership and the round state machine. The owner posts a job
+///         here (its terms and escrow are kept by `terms`, a JobTerms this contract creates);
+///         providers hold ONE stage each with an allocation of `minStake` of their stake to the
+///         job (slashable only for this job's faults); rounds run strictly one after the other:
+///         start -> commit phase -> sealed -> challenge window -> finalized. Finalization
+///         CREDITS rewards and shares in `vault` (a RewardVault this contract creates; storage
+///         only, no call to anybody's code); each party claims its own there.
+/// @dev This contract holds no tokens: escrow is in `terms`, credited rewards in `vault`. The
+///      three split one concern each (terms and escrow / rounds / rewards), and both children
+///      accept writes from this contract only.
 contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
-    // ---------------------------------------------------------------- job parameter bounds
-    /// @notice Most stages of a job; bounds every loop over stages.
-    uint32 public constant MAX_STAGES = 64;
-    /// @notice Most rounds of a job.
-    uint32 public constant MAX_ROUNDS = 10_000;
-    /// @notice Most steps per round.
-    uint32 public constant MAX_STEPS_PER_ROUND = 100_000;
-    /// @notice Most micro-batches per step.
-    uint32 public constant MAX_MICRO_BATCHES = 1_024;
-    /// @notice Most trace leaves per round (stepsPerRound * microBatches).
-    uint256 public constant MAX_LEAVES = 1 << 20;
-    /// @notice Most audited leaves per stage and round.
-    uint16 public constant MAX_AUDIT_LEAVES = 1_024;
-    /// @notice Largest token amount of any job term (reward, stake, pool): 10^12 TSR.
-    uint256 public constant MAX_TOKEN_AMOUNT = 1e30;
-    /// @notice Largest `sharesPerStageRound`.
-    uint256 public constant MAX_SHARES_PER_STAGE_ROUND = 1e30;
-    /// @notice Shortest commit window (seconds).
-    uint64 public constant MIN_COMMIT_WINDOW = 10;
-    /// @notice Longest commit window (seconds).
-    uint64 public constant MAX_COMMIT_WINDOW = 30 days;
-    /// @notice Longest challenge window (seconds); the shortest is `minChallengeWindow`.
-    uint64 public constant MAX_CHALLENGE_WINDOW = 30 days;
-    /// @notice Largest owner share of the minted shares.
-    uint16 public constant MAX_OWNER_SHARE_BPS = 9_000;
     /// @notice A job waiting for stages this many times (commitWindow + challengeWindow) is
     ///         stalled: anyone may cancel it.
     uint64 public constant STALL_WINDOWS = 2;
     uint256 private constant _BPS = 10_000;
 
+    /// @dev Two slots. The second caches the schedule terms the round machine reads on every
+    ///      call (immutable once posted, the same values as in `terms`), so commitRound reads no
+    ///      other contract.
     struct Job {
         address owner;
         JobStatus status;
@@ -59,11 +44,10 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         uint32 filledStages;
         /// @dev Since when the current round waits for stages (0 while a round is in flight).
         uint64 waitingSince;
-    }
-
-    struct Funds {
-        uint256 escrow;
-        uint256 validatorPoolLeft;
+        uint64 commitWindow;
+        uint64 challengeWindow;
+        uint32 numStages;
+        uint32 rounds;
     }
 
     struct Round {
@@ -104,30 +88,35 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         bool slashed;
     }
 
+    /// @dev What a finalized round pays out (built in storage-only code, paid after).
+    struct Payout {
+        uint256 reward;
+        uint256 sharesEach;
+        uint256 paidCount;
+        uint256 ownerShares;
+        address[] payees;
+        address[] released;
+    }
+
     /// @notice Token of escrow and rewards (TesseraToken).
     IERC20 public immutable token;
     /// @notice Stake registry; this contract allocates and slashes provider stake there.
     IStakeManager public immutable stakes;
-    /// @notice ERC-1155 model shares; this contract holds MINTER_ROLE there.
-    IModelShares public immutable shares;
+    /// @notice Terms and escrow of every job (created by this contract).
+    IJobTerms public immutable terms;
+    /// @notice Credited rewards and shares, claimed there (created by this contract; it holds
+    ///         MINTER_ROLE on ModelShares).
+    IRewardVault public immutable vault;
     /// @notice Source of the audit seeds.
     IRandomnessSource public immutable randomness;
     /// @notice Fraction (basis points) of `minStake` a provider that misses a commit deadline
     ///         loses to the job's validator pool.
     uint16 public immutable livenessPenaltyBps;
-    /// @notice Shortest challenge window a job may set (seconds): long enough for the seed,
-    ///         a replay and a challenge on this chain.
-    uint64 public immutable minChallengeWindow;
-
     /// @notice The AuditCourt, set once after deployment.
     IAuditCourt public court;
 
     uint256 private _nextJobId = 1;
-    uint256 private _totalRewardsOwed;
-    mapping(uint256 jobId => JobParams) private _params;
     mapping(uint256 jobId => Job) private _jobs;
-    mapping(uint256 jobId => Funds) private _funds;
-    mapping(uint256 jobId => mapping(uint32 stage => bytes32)) private _initialState;
     mapping(uint256 jobId => mapping(uint32 stage => Stage)) private _stages;
     /// @dev stage + 1 of the only stage `provider` may ever hold in the job (0 = none yet).
     mapping(uint256 jobId => mapping(address provider => uint32)) private _heldStage;
@@ -137,8 +126,6 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         _commitments;
     mapping(uint256 jobId => mapping(uint32 round => mapping(uint32 stage => Verdict))) private
         _verdicts;
-    mapping(address account => uint256) private _rewardsOwed;
-    mapping(uint256 jobId => mapping(address account => uint256)) private _sharesOwed;
 
     modifier onlyCourt() {
         if (msg.sender != address(court)) revert NotCourt(msg.sender);
@@ -147,7 +134,7 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
 
     /// @param token_ Escrow and reward token.
     /// @param stakes_ StakeManager (this contract needs its PROTOCOL_ROLE).
-    /// @param shares_ ModelShares (this contract needs its MINTER_ROLE).
+    /// @param shares_ ModelShares (the vault this contract creates needs its MINTER_ROLE).
     /// @param randomness_ Source of audit seeds.
     /// @param livenessPenaltyBps_ Fraction of `minStake` slashed for a missed commit.
     /// @param minChallengeWindow_ Shortest challenge window of a job (seconds, > 0).
@@ -164,15 +151,12 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         if (livenessPenaltyBps_ > _BPS) {
             revert InvalidJobParameter("livenessPenaltyBps", livenessPenaltyBps_);
         }
-        if (minChallengeWindow_ == 0 || minChallengeWindow_ > MAX_CHALLENGE_WINDOW) {
-            revert InvalidJobParameter("minChallengeWindow", minChallengeWindow_);
-        }
         token = token_;
         stakes = stakes_;
-        shares = shares_;
         randomness = randomness_;
         livenessPenaltyBps = livenessPenaltyBps_;
-        minChallengeWindow = minChallengeWindow_;
+        terms = new JobTerms(token_, address(this), minChallengeWindow_);
+        vault = new RewardVault(token_, shares_, address(this));
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
     }
 
@@ -200,28 +184,23 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         returns (uint256 jobId)
     {
         if (address(court) == address(0)) revert CourtNotSet();
-        _validate(p);
-        if (initialStateHashes.length != p.numStages) {
-            revert InvalidJobParameter("initialStateHashes", initialStateHashes.length);
-        }
-        uint256 budget = p.rewardPerStageRound * p.numStages * p.rounds + p.validatorPool;
         jobId = _nextJobId++;
-        for (uint32 s = 0; s < p.numStages; ++s) {
-            if (initialStateHashes[s] == bytes32(0)) revert InvalidJobParameter("initialStateHashes", s);
-            _initialState[jobId][s] = initialStateHashes[s];
-        }
-        _params[jobId] = p;
+        uint256 budget = terms.open(jobId, p, initialStateHashes); // reverts out of bounds
         _jobs[jobId] = Job({
             owner: msg.sender,
             status: JobStatus.Open,
             currentRound: 0,
             filledStages: 0,
             // solhint-disable-next-line not-rely-on-time
-            waitingSince: uint64(block.timestamp)
+            waitingSince: uint64(block.timestamp),
+            commitWindow: p.commitWindow,
+            challengeWindow: p.challengeWindow,
+            numStages: p.numStages,
+            rounds: p.rounds
         });
-        _funds[jobId] = Funds({escrow: budget, validatorPoolLeft: p.validatorPool});
         emit JobPosted(jobId, msg.sender, p.specCID);
-        token.safeTransferFrom(msg.sender, address(this), budget);
+        // Straight into the escrow contract (the owner approves this contract, as before).
+        token.safeTransferFrom(msg.sender, address(terms), budget);
     }
 
     /// @notice Cancels the job and refunds the escrow left to the owner; every stage holder's
@@ -241,12 +220,9 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
             revert NotJobOwner(jobId, msg.sender, job.owner, stalled);
         }
         job.status = JobStatus.Cancelled;
-        uint256 refund = _funds[jobId].escrow;
-        delete _funds[jobId];
         emit JobCancelled(jobId, msg.sender);
-        emit EscrowRefunded(jobId, job.owner, refund);
-        _releaseHolders(jobId);
-        if (refund != 0) token.safeTransfer(job.owner, refund);
+        _releaseHolders(jobId, job.numStages);
+        emit EscrowRefunded(jobId, job.owner, terms.refund(jobId, job.owner));
     }
 
     // ------------------------------------------------------------------ provider side
@@ -261,8 +237,7 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         if (job.status != JobStatus.Open && job.status != JobStatus.Running) {
             revert WrongJobStatus(jobId, job.status);
         }
-        JobParams storage p = _params[jobId];
-        uint32 numStages = p.numStages;
+        uint32 numStages = job.numStages;
         if (stage >= numStages) revert StageOutOfRange(jobId, stage, numStages);
         address holder = _stages[jobId][stage].provider;
         if (holder != address(0)) revert StageTaken(jobId, stage, holder);
@@ -280,7 +255,8 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
             uint32 round = job.currentRound;
             if (_rounds[jobId][round].start == 0) _startRound(jobId, job, round);
         }
-        stakes.allocate(msg.sender, bytes32(jobId), p.minStake);
+        (,, uint256 minStake) = terms.leafLayout(jobId);
+        stakes.allocate(msg.sender, bytes32(jobId), minStake);
     }
 
     /// @notice Leaves the caller's stage and releases its allocation, while no round is in
@@ -332,7 +308,7 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         Round memory rm = r;
         if (rm.start == 0) revert RoundNotStarted(jobId, round);
         if (rm.sealBlock != 0) revert RoundAlreadySealed(jobId, round);
-        uint64 deadline = rm.start + _params[jobId].commitWindow;
+        uint64 deadline = rm.start + job.commitWindow;
         // solhint-disable-next-line not-rely-on-time
         if (block.timestamp > deadline) {
             // solhint-disable-next-line not-rely-on-time
@@ -355,7 +331,7 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         emit RoundCommitted(jobId, round, stage, msg.sender, traceRoot, finalStateHash, recordCID);
         // Rounds start only with every stage filled and nobody is vacated during the commit
         // phase, so `numStages` commits means every stage committed.
-        if (commits == _params[jobId].numStages) _seal(jobId, round, r);
+        if (commits == job.numStages) _seal(jobId, round, r);
     }
 
     /// @notice Publishes the CID of the audit bundle of a sealed round (event only).
@@ -386,14 +362,13 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         Round storage r = _rounds[jobId][round];
         if (r.start == 0) revert RoundNotStarted(jobId, round);
         if (r.sealBlock != 0) revert RoundAlreadySealed(jobId, round);
-        JobParams storage p = _params[jobId];
-        uint64 deadline = r.start + p.commitWindow;
+        uint64 deadline = r.start + job.commitWindow;
         // solhint-disable-next-line not-rely-on-time
         if (block.timestamp <= deadline) {
             // solhint-disable-next-line not-rely-on-time
             revert CommitWindowOpen(jobId, round, deadline, uint64(block.timestamp));
         }
-        uint32 numStages = p.numStages;
+        uint32 numStages = job.numStages;
         address[] memory absent = new address[](numStages);
         for (uint32 s = 0; s < numStages; ++s) {
             if (_commitments[jobId][round][s].traceRoot != bytes32(0)) continue;
@@ -404,17 +379,17 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
             emit StageVacated(jobId, s, provider);
         }
         _seal(jobId, round, r);
-        // Interactions last, with the trusted StakeManager. Earlier rounds are all finalized,
-        // so no dispute can still reach an absent provider: its allocation is released at once.
-        uint256 penalty = (p.minStake * livenessPenaltyBps) / _BPS;
-        Funds storage f = _funds[jobId];
+        // Interactions last, with the trusted StakeManager and JobTerms. Earlier rounds are all
+        // finalized, so no dispute can still reach an absent provider: its allocation is
+        // released at once. Penalties go straight to the escrow, into the validator pool.
+        (,, uint256 minStake) = terms.leafLayout(jobId);
+        uint256 penalty = (minStake * livenessPenaltyBps) / _BPS;
         for (uint32 s = 0; s < numStages; ++s) {
             if (absent[s] == address(0)) continue;
             uint256 taken = penalty == 0
                 ? 0
-                : stakes.slashAllocation(absent[s], bytes32(jobId), penalty, address(this));
-            f.escrow += taken;
-            f.validatorPoolLeft += taken;
+                : stakes.slashAllocation(absent[s], bytes32(jobId), penalty, address(terms));
+            if (taken != 0) terms.addToPool(jobId, taken);
             emit LivenessSlashed(jobId, round, s, absent[s], taken);
             stakes.release(absent[s], bytes32(jobId));
         }
@@ -460,8 +435,7 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         if (round != job.currentRound) revert NotCurrentRound(jobId, round, job.currentRound);
         Round storage r = _rounds[jobId][round];
         if (r.sealBlock == 0) revert RoundNotSealed(jobId, round);
-        JobParams storage p = _params[jobId];
-        uint64 windowEnd = r.sealedAt + p.challengeWindow;
+        uint64 windowEnd = r.sealedAt + job.challengeWindow;
         // solhint-disable-next-line not-rely-on-time
         if (block.timestamp <= windowEnd) {
             // solhint-disable-next-line not-rely-on-time
@@ -472,71 +446,36 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         r.finalized = true;
         emit RoundFinalized(jobId, round);
 
-        address[] memory released = new address[](p.numStages);
-        uint256 paidCount = _creditStages(jobId, round, p, released);
-        uint256 ownerShares = (paidCount * p.sharesPerStageRound * p.ownerShareBps)
-            / (_BPS - p.ownerShareBps);
-        if (ownerShares != 0) {
-            _sharesOwed[jobId][job.owner] += ownerShares;
-            emit OwnerSharesMinted(jobId, round, job.owner, ownerShares);
-        }
-        bool completed = _advance(jobId, job, round, p);
-        // Interactions: the trusted StakeManager and token only.
-        for (uint256 s = 0; s < released.length; ++s) {
-            if (released[s] != address(0)) stakes.release(released[s], bytes32(jobId));
+        Payout memory pay = _creditStages(jobId, round, job);
+        bool completed = _advance(jobId, job, round);
+        // Interactions: the trusted StakeManager, JobTerms and RewardVault only.
+        terms.pay(jobId, pay.paidCount * pay.reward, address(vault));
+        vault.credit(jobId, pay.payees, pay.reward, pay.sharesEach, job.owner, pay.ownerShares);
+        for (uint256 s = 0; s < pay.released.length; ++s) {
+            if (pay.released[s] != address(0)) stakes.release(pay.released[s], bytes32(jobId));
         }
         if (completed) {
-            uint256 refund = _funds[jobId].escrow;
-            delete _funds[jobId];
-            emit EscrowRefunded(jobId, job.owner, refund);
-            _releaseHolders(jobId);
-            if (refund != 0) token.safeTransfer(job.owner, refund);
+            _releaseHolders(jobId, job.numStages);
+            emit EscrowRefunded(jobId, job.owner, terms.refund(jobId, job.owner));
         }
     }
 
     /// @dev Moves the job past a finalized round: completes it, starts the next round, or
     ///      marks it waiting for stages. Returns whether it completed.
-    function _advance(uint256 jobId, Job storage job, uint32 round, JobParams storage p)
-        private
-        returns (bool completed)
-    {
-        completed = round + 1 == p.rounds;
+    function _advance(uint256 jobId, Job storage job, uint32 round) private returns (bool completed) {
+        completed = round + 1 == job.rounds;
         if (completed) {
             job.status = JobStatus.Completed;
             emit JobCompleted(jobId);
         } else {
             job.currentRound = round + 1;
-            if (job.filledStages == p.numStages) {
+            if (job.filledStages == job.numStages) {
                 _startRound(jobId, job, round + 1);
             } else {
                 // solhint-disable-next-line not-rely-on-time
                 job.waitingSince = uint64(block.timestamp);
             }
         }
-    }
-
-    /// @notice Pays the caller every reward credited to it, over all jobs.
-    /// @return amount Tokens paid.
-    function claimRewards() external nonReentrant returns (uint256 amount) {
-        amount = _rewardsOwed[msg.sender];
-        if (amount == 0) revert NothingToClaim(0, msg.sender);
-        delete _rewardsOwed[msg.sender];
-        _totalRewardsOwed -= amount;
-        emit RewardsClaimed(msg.sender, amount);
-        token.safeTransfer(msg.sender, amount);
-    }
-
-    /// @notice Mints to `to` every share of `jobId` credited to the caller. Only the caller's own
-    ///         ERC-1155 hook (or `to`'s) runs, so a hook can delay only its owner's shares.
-    /// @param jobId Job (= model id).
-    /// @param to Receiver of the shares.
-    /// @return amount Shares minted.
-    function claimShares(uint256 jobId, address to) external nonReentrant returns (uint256 amount) {
-        amount = _sharesOwed[jobId][msg.sender];
-        if (amount == 0) revert NothingToClaim(jobId, msg.sender);
-        delete _sharesOwed[jobId][msg.sender];
-        emit SharesClaimed(jobId, msg.sender, to, amount);
-        shares.mint(to, jobId, amount);
     }
 
     // ------------------------------------------------------------------ court hook
@@ -564,7 +503,6 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         if (_verdicts[jobId][round][stage].slashed || provider == address(0)) return (provider, 0, 0);
         _verdicts[jobId][round][stage].slashed = true;
         _verdicts[jobId][round][stage].committer = provider;
-        JobParams storage p = _params[jobId];
         Job storage job = _jobs[jobId];
         if (
             job.status == JobStatus.Running && job.currentRound == round
@@ -575,20 +513,13 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
             _stages[jobId][stage].releaseAtFinalize = provider;
             emit StageVacated(jobId, stage, provider);
         }
-        Funds storage f = _funds[jobId];
-        bounty = f.validatorPoolLeft < p.rewardPerStageRound
-            ? f.validatorPoolLeft
-            : p.rewardPerStageRound;
-        if (bounty != 0) {
-            f.validatorPoolLeft -= bounty;
-            f.escrow -= bounty;
-            emit BountyPaid(jobId, round, bounty);
-        }
-        slashed = stakes.slashAllocation(
-            provider, bytes32(jobId), (p.minStake * slashBps) / _BPS, msg.sender
-        );
+        // Interactions: the trusted StakeManager and JobTerms only (the caller is the court).
+        (,, uint256 minStake) = terms.leafLayout(jobId);
+        (uint256 reward,,) = terms.payTerms(jobId);
+        slashed = stakes.slashAllocation(provider, bytes32(jobId), (minStake * slashBps) / _BPS, msg.sender);
         emit CommitmentSlashed(jobId, round, stage, provider, slashed);
-        if (bounty != 0) token.safeTransfer(msg.sender, bounty);
+        bounty = terms.payBounty(jobId, reward, msg.sender);
+        if (bounty != 0) emit BountyPaid(jobId, round, bounty);
     }
 
     // ------------------------------------------------------------------ views
@@ -597,22 +528,6 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
     /// @return The next job id.
     function nextJobId() external view returns (uint256) {
         return _nextJobId;
-    }
-
-    /// @notice Parameters of a job.
-    /// @param jobId Job.
-    /// @return The JobParams it was posted with.
-    function jobParams(uint256 jobId) external view returns (JobParams memory) {
-        _existing(jobId);
-        return _params[jobId];
-    }
-
-    /// @notice The state hash `stage` starts round 0 from (committed with the job).
-    /// @param jobId Job.
-    /// @param stage Stage.
-    /// @return The hash.
-    function initialStateHash(uint256 jobId, uint32 stage) external view returns (bytes32) {
-        return _initialState[jobId][stage];
     }
 
     /// @notice Live state of a job.
@@ -639,7 +554,7 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
             job.owner,
             job.currentRound,
             _rounds[jobId][job.currentRound].start,
-            _funds[jobId].escrow
+            terms.funds(jobId).escrow
         );
     }
 
@@ -657,13 +572,6 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
     /// @return Filled stages.
     function filledStages(uint256 jobId) external view returns (uint32) {
         return _jobs[jobId].filledStages;
-    }
-
-    /// @notice What is left of the job's validator pool.
-    /// @param jobId Job.
-    /// @return Tokens left.
-    function validatorPoolLeft(uint256 jobId) external view returns (uint256) {
-        return _funds[jobId].validatorPoolLeft;
     }
 
     /// @notice Provider holding `stage`, or the zero address if vacant.
@@ -722,7 +630,7 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         returns (uint64 start, uint64 commitDeadline, uint64 sealedAt, uint64 sealBlock, bool finalized)
     {
         Round memory r = _rounds[jobId][round];
-        commitDeadline = r.start == 0 ? 0 : r.start + _params[jobId].commitWindow;
+        commitDeadline = r.start == 0 ? 0 : r.start + _jobs[jobId].commitWindow;
         return (r.start, commitDeadline, r.sealedAt, r.sealBlock, r.finalized);
     }
 
@@ -770,7 +678,7 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         )
     {
         Round memory r = _rounds[jobId][round];
-        windowEnd = r.sealBlock == 0 ? 0 : r.sealedAt + _params[jobId].challengeWindow;
+        windowEnd = r.sealBlock == 0 ? 0 : r.sealedAt + _jobs[jobId].challengeWindow;
         return (
             _commitments[jobId][round][stage].traceRoot,
             _committerOf(jobId, round, stage),
@@ -787,8 +695,7 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         view
         returns (uint32 stepsPerRound, uint32 microBatches, uint256 minStake)
     {
-        JobParams storage p = _params[jobId];
-        return (p.stepsPerRound, p.microBatches, p.minStake);
+        return terms.leafLayout(jobId);
     }
 
     /// @inheritdoc IJobMarket
@@ -803,75 +710,12 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         if (lastPaid != 0 && lastPaid - 1 < round) {
             expectedStart = _commitments[jobId][lastPaid - 1][stage].finalStateHash;
         } else {
-            expectedStart = _initialState[jobId][stage];
+            expectedStart = terms.initialStateHash(jobId, stage);
         }
         committedFinal = _commitments[jobId][round][stage].finalStateHash;
     }
 
-    /// @notice Rewards credited to `account` and not yet claimed.
-    /// @param account Account.
-    /// @return Tokens.
-    function rewardsOwed(address account) external view returns (uint256) {
-        return _rewardsOwed[account];
-    }
-
-    /// @notice Sum of every unclaimed reward (this contract holds escrows + this).
-    /// @return Tokens.
-    function totalRewardsOwed() external view returns (uint256) {
-        return _totalRewardsOwed;
-    }
-
-    /// @notice Shares of `jobId` credited to `account` and not yet claimed.
-    /// @param jobId Job.
-    /// @param account Account.
-    /// @return Shares.
-    function sharesOwed(uint256 jobId, address account) external view returns (uint256) {
-        return _sharesOwed[jobId][account];
-    }
-
     // ------------------------------------------------------------------ internals
-
-    function _validate(JobParams calldata p) private view {
-        if (bytes(p.specCID).length == 0 || bytes(p.specCID).length > 256) {
-            revert InvalidJobParameter("specCID", bytes(p.specCID).length);
-        }
-        if (p.numStages == 0 || p.numStages > MAX_STAGES) {
-            revert InvalidJobParameter("numStages", p.numStages);
-        }
-        if (p.rounds == 0 || p.rounds > MAX_ROUNDS) revert InvalidJobParameter("rounds", p.rounds);
-        if (p.stepsPerRound == 0 || p.stepsPerRound > MAX_STEPS_PER_ROUND) {
-            revert InvalidJobParameter("stepsPerRound", p.stepsPerRound);
-        }
-        if (p.microBatches == 0 || p.microBatches > MAX_MICRO_BATCHES) {
-            revert InvalidJobParameter("microBatches", p.microBatches);
-        }
-        uint256 leaves = uint256(p.stepsPerRound) * p.microBatches;
-        if (leaves > MAX_LEAVES) revert InvalidJobParameter("microBatches", leaves);
-        if (p.rewardPerStageRound > MAX_TOKEN_AMOUNT) {
-            revert InvalidJobParameter("rewardPerStageRound", p.rewardPerStageRound);
-        }
-        if (p.sharesPerStageRound == 0 || p.sharesPerStageRound > MAX_SHARES_PER_STAGE_ROUND) {
-            revert InvalidJobParameter("sharesPerStageRound", p.sharesPerStageRound);
-        }
-        if (p.minStake == 0 || p.minStake > MAX_TOKEN_AMOUNT) {
-            revert InvalidJobParameter("minStake", p.minStake);
-        }
-        if (p.commitWindow < MIN_COMMIT_WINDOW || p.commitWindow > MAX_COMMIT_WINDOW) {
-            revert InvalidJobParameter("commitWindow", p.commitWindow);
-        }
-        if (p.challengeWindow < minChallengeWindow || p.challengeWindow > MAX_CHALLENGE_WINDOW) {
-            revert InvalidJobParameter("challengeWindow", p.challengeWindow);
-        }
-        if (p.auditLeaves == 0 || p.auditLeaves > MAX_AUDIT_LEAVES || p.auditLeaves > leaves) {
-            revert InvalidJobParameter("auditLeaves", p.auditLeaves);
-        }
-        if (p.ownerShareBps > MAX_OWNER_SHARE_BPS) {
-            revert InvalidJobParameter("ownerShareBps", p.ownerShareBps);
-        }
-        if (p.validatorPool > MAX_TOKEN_AMOUNT) {
-            revert InvalidJobParameter("validatorPool", p.validatorPool);
-        }
-    }
 
     function _existing(uint256 jobId) private view returns (Job storage job) {
         job = _jobs[jobId];
@@ -886,8 +730,7 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
     function _stalledAt(uint256 jobId, Job storage job) private view returns (uint64) {
         if (job.status != JobStatus.Open && job.status != JobStatus.Running) return 0;
         if (_rounds[jobId][job.currentRound].start != 0) return 0;
-        JobParams storage p = _params[jobId];
-        return job.waitingSince + STALL_WINDOWS * (p.commitWindow + p.challengeWindow);
+        return job.waitingSince + STALL_WINDOWS * (job.commitWindow + job.challengeWindow);
     }
 
     /// @dev The committer of a commitment: recorded once the round finalized or the commitment
@@ -923,39 +766,40 @@ contract JobMarket is IJobMarket, AccessControl, ReentrancyGuardTransient {
         emit RoundSealed(jobId, round, uint64(block.number), _anchorOf(jobId, round));
     }
 
-    /// @dev Credits every committed, unslashed stage (storage only) and collects the
-    ///      court-vacated providers whose allocation is released now.
-    function _creditStages(uint256 jobId, uint32 round, JobParams storage p, address[] memory released)
+    /// @dev Marks every committed, unslashed stage of `round` paid (its provider goes in
+    ///      `payees`, 0 for a stage not paid: the vault credits them), the owner's shares, and
+    ///      the court-vacated providers whose allocation is released now. Storage only.
+    function _creditStages(uint256 jobId, uint32 round, Job storage job)
         private
-        returns (uint256 paidCount)
+        returns (Payout memory pay)
     {
-        uint256 reward = p.rewardPerStageRound;
-        uint256 perStage = p.sharesPerStageRound;
-        for (uint32 s = 0; s < released.length; ++s) {
+        uint32 numStages = job.numStages;
+        uint16 ownerShareBps;
+        (pay.reward, pay.sharesEach, ownerShareBps) = terms.payTerms(jobId);
+        pay.payees = new address[](numStages);
+        pay.released = new address[](numStages);
+        for (uint32 s = 0; s < numStages; ++s) {
             if (
                 _commitments[jobId][round][s].traceRoot != bytes32(0) && !_verdicts[jobId][round][s].slashed
             ) {
                 address provider = _stages[jobId][s].provider;
                 _verdicts[jobId][round][s].committer = provider;
-                _rewardsOwed[provider] += reward;
-                _sharesOwed[jobId][provider] += perStage;
                 _stages[jobId][s].lastPaidRound = round + 1;
-                ++paidCount;
-                emit StagePaid(jobId, round, s, provider, reward, perStage);
+                pay.payees[s] = provider;
+                ++pay.paidCount;
+                emit StagePaid(jobId, round, s, provider, pay.reward, pay.sharesEach);
             }
             address vacated = _stages[jobId][s].releaseAtFinalize;
             if (vacated != address(0)) {
-                released[s] = vacated;
+                pay.released[s] = vacated;
                 delete _stages[jobId][s].releaseAtFinalize;
             }
         }
-        uint256 spent = paidCount * reward;
-        _funds[jobId].escrow -= spent;
-        _totalRewardsOwed += spent;
+        pay.ownerShares = (pay.paidCount * pay.sharesEach * ownerShareBps) / (_BPS - ownerShareBps);
+        if (pay.ownerShares != 0) emit OwnerSharesMinted(jobId, round, job.owner, pay.ownerShares);
     }
 
-    function _releaseHolders(uint256 jobId) private {
-        uint32 numStages = _params[jobId].numStages;
+    function _releaseHolders(uint256 jobId, uint32 numStages) private {
         for (uint32 s = 0; s < numStages; ++s) {
             address holder = _stages[jobId][s].provider;
             if (holder != address(0)) stakes.release(holder, bytes32(jobId));

@@ -15,6 +15,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTRACTS = ("TesseraToken", "StakeManager", "ModelShares", "JobMarket", "AuditCourt")
+# JobMarket's children: terms and escrow, credited rewards (created by its constructor).
+CONTRACTS += ("JobTerms", "RewardVault")
 # The transport issue's contracts (kept on their own line for easy merges).
 CONTRACTS += ("ProviderDirectory", "InferencePayments")
 # The issue-10 additions: the stake-weighted registry, the randomness source, the timelock.

@@ -201,6 +201,9 @@ def estimate_deployment_gas(client, params: dict[str, Any] | None = None) -> int
     return total
 
 
+#: Contracts the JobMarket creates in its constructor, by the JobMarket getter of each address.
+MARKET_CHILDREN = {"JobTerms": "terms", "RewardVault": "vault"}
+
 #: Contracts whose DEFAULT_ADMIN_ROLE is handed over after wiring.
 ADMINISTERED = ("StakeManager", "ModelShares", "JobMarket", "ValidatorRegistry")
 
@@ -222,6 +225,13 @@ def deploy_protocol(client, params: dict[str, Any] | None = None):
     addr: dict[str, str] = {}
     for name in PROTOCOL_CONTRACTS:
         addr[name] = deploy_contract(client, name, *_constructor_args(p, me, addr)[name])
+        if name == "JobMarket":  # it creates its terms-and-escrow and reward contracts
+            for child, getter in MARKET_CHILDREN.items():
+                addr[child] = Web3.to_checksum_address(
+                    client.w3.eth.contract(
+                        address=addr[name], abi=load_artifact(name).abi
+                    ).functions[getter]().call()
+                )
     deploy_transport(client, p, addr)
     client.deployment = Deployment(
         chain_id=client.chain_id,
@@ -236,7 +246,7 @@ def deploy_protocol(client, params: dict[str, Any] | None = None):
     client.send("ValidatorRegistry", "setCourt", addr["AuditCourt"])
     client.send("StakeManager", "grantRole", protocol_role, addr["JobMarket"])
     client.send("StakeManager", "grantRole", protocol_role, addr["ValidatorRegistry"])
-    client.send("ModelShares", "grantRole", minter_role, addr["JobMarket"])
+    client.send("ModelShares", "grantRole", minter_role, addr["RewardVault"])
     _hand_over_admin(client, p, addr)
     return client.deployment
 

@@ -18,7 +18,7 @@ from agents.protocol.rounds import RoundView
 
 ZERO_ADDRESS = "0x" + "00" * 20
 
-#: JobMarket constants that bound job terms (see agents/protocol/bounds.py).
+#: JobTerms constants that bound job terms (see agents/protocol/bounds.py).
 JOB_BOUND_NAMES = (
     "MAX_STAGES",
     "MAX_ROUNDS",
@@ -211,7 +211,7 @@ class Protocol:
     def job_terms(self, job_id: int) -> JobTerms:
         """A job's terms (immutable once posted, so read once)."""
         if job_id not in self._terms:
-            terms = JobTerms(*self.client.call("JobMarket", "jobParams", job_id))
+            terms = JobTerms(*self.client.call("JobTerms", "params", job_id))
             if terms.num_stages == 0:  # unknown job: do not cache
                 return terms
             self._terms[job_id] = terms
@@ -246,7 +246,7 @@ class Protocol:
         """The stage's initial state hash committed with the job; None where the deployed
         JobMarket predates initial state hashes."""
         try:
-            value = self.client.call("JobMarket", "initialStateHash", job_id, stage)
+            value = self.client.call("JobTerms", "initialStateHash", job_id, stage)
         except Exception:  # no such function in this deployment's ABI
             return None
         return "0x" + bytes(value).hex()
@@ -269,10 +269,10 @@ class Protocol:
         return _hex(start), _hex(final)
 
     def job_bounds(self) -> dict[str, int]:
-        """JobMarket's bounds on job terms (constants), for client-side checks."""
+        """JobTerms' bounds on job terms (constants), for client-side checks."""
         if not hasattr(self, "_bounds"):
             self._bounds = {
-                name: int(self.client.call("JobMarket", name)) for name in JOB_BOUND_NAMES
+                name: int(self.client.call("JobTerms", name)) for name in JOB_BOUND_NAMES
             }
         return self._bounds
 
@@ -403,24 +403,24 @@ class Protocol:
 
     def rewards_owed(self, who: str | None = None) -> int:
         """Rewards credited to `who` by finalized rounds and not claimed yet."""
-        return int(self.client.call("JobMarket", "rewardsOwed", who or self.client.address))
+        return int(self.client.call("RewardVault", "rewardsOwed", who or self.client.address))
 
     def shares_owed(self, job_id: int, who: str | None = None) -> int:
         """Shares of `job_id` credited to `who` and not claimed (minted) yet."""
-        return int(self.client.call("JobMarket", "sharesOwed", job_id, who or self.client.address))
+        return int(self.client.call("RewardVault", "sharesOwed", job_id, who or self.client.address))
 
     def claim_rewards(self) -> int:
         """Claim every credited reward; returns the amount (0 when nothing was due)."""
         owed = self.rewards_owed()
         if owed:
-            self.client.send("JobMarket", "claimRewards")
+            self.client.send("RewardVault", "claimRewards")
         return owed
 
     def claim_shares(self, job_id: int, to: str | None = None) -> int:
         """Mint the shares of `job_id` credited to this account; returns how many."""
         owed = self.shares_owed(job_id)
         if owed:
-            self.client.send("JobMarket", "claimShares", job_id, to or self.client.address)
+            self.client.send("RewardVault", "claimShares", job_id, to or self.client.address)
         return owed
 
     def claim_all(self, job_id: int) -> tuple[int, int]:

@@ -145,8 +145,6 @@ def provider_claim(
     """Claim the stage rewards credited to you (all jobs) and, with --job, your shares."""
     c = conn(rpc, network, keystore, dev_account)
     p = c.protocol
-    if not p.has_function("JobMarket", "claimRewards"):
-        raise TesseraError("this deployment pays rewards and shares directly: nothing to claim")
     said = []
     if p.rewards_owed():
         said.append(f"claimed {tsr(p.claim_rewards())} of rewards")

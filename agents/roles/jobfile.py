@@ -203,7 +203,7 @@ class ContractBounds:
             if prefix not in ("MAX", "MIN"):
                 continue
             if words == "LEAVES":  # stepsPerRound x microBatches: checked in check_job
-                out["leaf_count"] = Bound(1, value, f"JobMarket.{const}")
+                out["leaf_count"] = Bound(1, value, f"JobTerms.{const}")
                 continue
             for name, b in out.items():
                 applies = (words == "TOKEN_AMOUNT" and name in AMOUNT_FIELDS) or (
@@ -211,18 +211,18 @@ class ContractBounds:
                 )
                 if applies:
                     if prefix == "MAX" and value < b.high:
-                        out[name] = Bound(b.low, value, f"JobMarket.{const}")
+                        out[name] = Bound(b.low, value, f"JobTerms.{const}")
                     elif prefix == "MIN" and value > b.low:
                         out[name] = Bound(value, b.high, b.why_high)
         return cls(out)
 
     @classmethod
     def from_chain(cls, client) -> ContractBounds:
-        """The bounds of the JobMarket deployed where `client` points."""
-        contract = client.contract("JobMarket")
-        abi = contract.abi
+        """The bounds of the JobMarket deployed where `client` points (the job terms'
+        constants live in its JobTerms)."""
+        abi = client.contract("JobMarket").abi
         constants = {}
-        for e in abi:
+        for e in client.contract("JobTerms").abi:
             name = e.get("name", "")
             if not (
                 e.get("type") == "function"
@@ -232,10 +232,10 @@ class ContractBounds:
             ):
                 continue
             if re.fullmatch(r"(MAX|MIN)_[A-Z_]+", name):
-                constants[name] = int(client.call("JobMarket", name))
+                constants[name] = int(client.call("JobTerms", name))
             elif re.fullmatch(r"(max|min)[A-Z]\w*", name):  # a deployment parameter view
                 key = re.sub(r"(?<!^)(?=[A-Z])", "_", name).upper()
-                constants[key] = int(client.call("JobMarket", name))
+                constants[key] = int(client.call("JobTerms", name))
         return cls.from_abi(abi, constants)
 
     @classmethod

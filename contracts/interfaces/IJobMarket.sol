@@ -2,9 +2,9 @@
 pragma solidity ^0.8.24;
 
 /// @title IJobMarket
-/// @notice Training jobs: escrow, one stage per provider with a per-job stake allocation,
-///         strictly sequential rounds of commit -> seal -> challenge window -> finalize, and
-///         rewards and shares credited to be claimed (pull).
+/// @notice Training jobs: one stage per provider with a per-job stake allocation, strictly
+///         sequential rounds of commit -> seal -> challenge window -> finalize. Terms and escrow
+///         are kept by a JobTerms, credited rewards and shares by a RewardVault (claimed there).
 interface IJobMarket {
     /// @notice Everything the owner fixes when posting a job. Every field is bounded (see the
     ///         MAX_/MIN_ constants and `minChallengeWindow`).
@@ -85,8 +85,6 @@ interface IJobMarket {
     error CourtAlreadySet(address court);
     /// @notice The court address has not been set yet.
     error CourtNotSet();
-    /// @notice Nothing credited to `account` to claim.
-    error NothingToClaim(uint256 jobId, address account);
     /// @notice `caller` did not commit `stage` of `round`, so it has no audit bundle to publish.
     error NotCommitter(uint256 jobId, uint32 round, uint32 stage, address caller);
 
@@ -135,7 +133,8 @@ interface IJobMarket {
     event AuditSeedReanchored(uint256 indexed jobId, uint32 indexed round, uint64 anchorBlock);
     /// @notice `round` was finalized.
     event RoundFinalized(uint256 indexed jobId, uint32 indexed round);
-    /// @notice `provider` of `stage` was credited `reward` and `shares` for `round`.
+    /// @notice `provider` of `stage` was credited `reward` and `shares` for `round` (in the
+    ///         RewardVault).
     event StagePaid(
         uint256 indexed jobId,
         uint32 indexed round,
@@ -146,12 +145,6 @@ interface IJobMarket {
     );
     /// @notice The owner was credited `shares` for `round`.
     event OwnerSharesMinted(uint256 indexed jobId, uint32 indexed round, address owner, uint256 shares);
-    /// @notice `account` claimed `amount` of rewards.
-    event RewardsClaimed(address indexed account, uint256 amount);
-    /// @notice `account` claimed `shares` of `jobId`, minted to `to`.
-    event SharesClaimed(
-        uint256 indexed jobId, address indexed account, address indexed to, uint256 shares
-    );
     /// @notice The commitment of `stage` in `round` was slashed by the court (`amount` taken).
     event CommitmentSlashed(
         uint256 indexed jobId,

@@ -88,10 +88,10 @@ def test_reentrant_finalize_from_mint_hook_is_refused(
     chain.mine()
     before = p.token.balanceOf(attacker)
     p.market.finalizeRound(job, 0, {"from": job_owner})  # credits only: no hook runs here
-    attacker.setMode(2, p.market, p.market.claimShares.encode_input(job, attacker), {"from": op})
+    attacker.setMode(2, p.vault, p.vault.claimShares.encode_input(job, attacker), {"from": op})
     # Its claim's hook re-enters claimShares: refused (credit already cleared, and guarded).
-    _as(attacker, p.market, p.market.claimShares.encode_input(job, attacker), op)
-    _as(attacker, p.market, p.market.claimRewards.encode_input(), op)
+    _as(attacker, p.vault, p.vault.claimShares.encode_input(job, attacker), op)
+    _as(attacker, p.vault, p.vault.claimRewards.encode_input(), op)
     assert attacker.reentryFailures() == 1 and attacker.reentrySuccesses() == 0
     assert p.token.balanceOf(attacker) == before + 10 * E18
     assert p.shares.balanceOf(attacker, job) == 100

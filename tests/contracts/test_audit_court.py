@@ -127,7 +127,7 @@ def test_slash_unanswered(funded, sealed, providers, challenger, job_owner, chai
     assert p.court.credit(p.deployer) == 200 * E18
     assert p.market.commitment(job, 0, 1)[3]
     assert p.market.stageProvider(job, 1) == brownie.ZERO_ADDRESS
-    assert p.market.validatorPoolLeft(job) == 40 * E18
+    assert p.terms.funds(job)[1] == 40 * E18
     assert p.court.dispute(1)[7] == 2
     assert p.court.openDisputes(job, 0) == 0
     with brownie.reverts():

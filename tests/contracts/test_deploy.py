@@ -12,6 +12,8 @@ CONTRACTS = {
     "ModelShares",
     "PrevrandaoRandomness",
     "JobMarket",
+    "JobTerms",
+    "RewardVault",
     "ValidatorRegistry",
     "AuditCourt",
     "ProviderDirectory",
@@ -56,7 +58,9 @@ def test_deploy_writes_record_wires_roles_and_renounces_admin(
     stakes, shares, market, registry = _deployed(
         record, StakeManager, ModelShares, JobMarket, ValidatorRegistry
     )
-    assert shares.hasRole(shares.MINTER_ROLE(), c["JobMarket"])
+    assert shares.hasRole(shares.MINTER_ROLE(), c["RewardVault"])
+    assert not shares.hasRole(shares.MINTER_ROLE(), c["JobMarket"])
+    assert market.terms() == c["JobTerms"] and market.vault() == c["RewardVault"]
     assert stakes.hasRole(stakes.PROTOCOL_ROLE(), c["JobMarket"])
     assert stakes.hasRole(stakes.PROTOCOL_ROLE(), c["ValidatorRegistry"])
     assert not stakes.hasRole(stakes.PROTOCOL_ROLE(), c["AuditCourt"])

@@ -69,7 +69,7 @@ def test_post_job_needs_one_nonzero_initial_hash_per_stage(funded, job_owner):
         with brownie.reverts():
             p.market.postJob(job_tuple(), hashes, {"from": job_owner})
     job = post_job(p, job_owner)
-    assert p.market.initialStateHash(job, 1) == "0x" + initial_hashes(2)[1].hex()
+    assert p.terms.initialStateHash(job, 1) == "0x" + initial_hashes(2)[1].hex()
 
 
 def test_post_job_escrows_budget_and_emits(funded, job_owner):
@@ -83,7 +83,7 @@ def test_post_job_escrows_budget_and_emits(funded, job_owner):
     assert p.token.balanceOf(job_owner) == before - budget()
     state = p.market.jobState(1)
     assert state[0] == 0 and state[1] == job_owner and state[4] == budget()
-    assert p.market.jobParams(1)[1] == JOB_DEFAULTS["numStages"]
+    assert p.terms.params(1)[1] == JOB_DEFAULTS["numStages"]
     assert p.market.nextJobId() == 2
 
 
@@ -208,7 +208,7 @@ def test_seal_slashes_and_vacates_absent_stage(funded, running, providers, job_o
     )
     _sleep(chain, 101)
     owner_before = p.token.balanceOf(job_owner)
-    pool_before = p.market.validatorPoolLeft(job)
+    pool_before = p.terms.funds(job)[1]
     stake_before = p.stakes.stakeOf(providers[1])
     tx = p.market.sealRound(job, 0, {"from": providers[2]})
     penalty = JOB_DEFAULTS["minStake"] // 10
@@ -217,7 +217,7 @@ def test_seal_slashes_and_vacates_absent_stage(funded, running, providers, job_o
     assert p.stakes.stakeOf(providers[1]) == stake_before - penalty
     # Low: the penalty feeds the job's validator pool, never the owner (who sets the window).
     assert p.token.balanceOf(job_owner) == owner_before
-    assert p.market.validatorPoolLeft(job) == pool_before + penalty
+    assert p.terms.funds(job)[1] == pool_before + penalty
     assert p.stakes.lockedOf(providers[1]) == 0
     assert p.market.stageProvider(job, 1) == brownie.ZERO_ADDRESS
     assert p.market.filledStages(job) == 1
@@ -276,17 +276,17 @@ def test_finalize_checks_and_payout(funded, running, providers, job_owner, chain
     assert tx.events["RoundStarted"]["round"] == 1
     # Credited, not pushed: each party pulls its own.
     for a in providers[:2]:
-        assert p.market.rewardsOwed(a) == 10 * E18
-        assert p.market.sharesOwed(job, a) == 100
+        assert p.vault.rewardsOwed(a) == 10 * E18
+        assert p.vault.sharesOwed(job, a) == 100
         bal = p.token.balanceOf(a)
-        assert p.market.claimRewards({"from": a}).return_value == 10 * E18
+        assert p.vault.claimRewards({"from": a}).return_value == 10 * E18
         assert p.token.balanceOf(a) == bal + 10 * E18
-        p.market.claimShares(job, a, {"from": a})
+        p.vault.claimShares(job, a, {"from": a})
         assert p.shares.balanceOf(a, job) == 100
         with brownie.reverts():
-            p.market.claimRewards({"from": a})
-    assert p.market.sharesOwed(job, job_owner) == 50
-    assert p.market.totalRewardsOwed() == 0
+            p.vault.claimRewards({"from": a})
+    assert p.vault.sharesOwed(job, job_owner) == 50
+    assert p.vault.totalRewardsOwed() == 0
     assert p.market.lastFinalizedRound(job, 0) == 0
     assert p.market.jobState(job)[4] == budget() - 20 * E18
     with brownie.reverts():  # not the current round any more

@@ -39,7 +39,7 @@ def test_only_admin_grants_minter_role(funded, accounts):
     role = p.shares.MINTER_ROLE()
     with brownie.reverts():
         p.shares.grantRole(role, accounts[2], {"from": accounts[2]})
-    assert p.shares.hasRole(role, p.market)
+    assert p.shares.hasRole(role, p.vault) and not p.shares.hasRole(role, p.market)
 
 
 def test_mint_zero_reverts_and_mint_emits(funded, minter, accounts):

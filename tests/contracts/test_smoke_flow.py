@@ -23,12 +23,12 @@ def test_two_round_job_pays_mints_and_completes(funded, job_owner, providers, ch
     # Rewards: 2 rounds x 10 TSR per provider; the validator pool (50) comes back to the owner.
     assert p.token.balanceOf(job_owner) == before - budget() + 50 * E18
     # Rewards and shares are credits, claimed by each party (pull).
-    assert p.market.rewardsOwed(providers[0]) == 20 * E18
+    assert p.vault.rewardsOwed(providers[0]) == 20 * E18
     assert p.shares.balanceOf(providers[0], job) == 0
     for a in [providers[0], providers[1], job_owner]:
-        p.market.claimShares(job, a, {"from": a})
+        p.vault.claimShares(job, a, {"from": a})
     bal = p.token.balanceOf(providers[0])
-    p.market.claimRewards({"from": providers[0]})
+    p.vault.claimRewards({"from": providers[0]})
     assert p.token.balanceOf(providers[0]) - bal == 20 * E18
     assert p.shares.balanceOf(providers[0], job) == 200
     assert p.shares.balanceOf(job_owner, job) == 2 * (200 * 2000 // 8000)

@@ -232,8 +232,8 @@ class ProtocolMachine:
                 paid = tx.events["StagePaid"] if "StagePaid" in tx.events else ()  # noqa: SIM401
                 for ev in paid:
                     who = ev["provider"]
-                    if self.p.market.sharesOwed(job, who) > 0 and int(who, 16) % 3:
-                        self.p.market.claimShares(job, who, {"from": who})
+                    if self.p.vault.sharesOwed(job, who) > 0 and int(who, 16) % 3:
+                        self.p.vault.claimShares(job, who, {"from": who})
                         self._bump(job, 1)
                         HITS["claimShares"] += 1
             elif now + MARGIN < end or disputes > 0:
@@ -299,12 +299,12 @@ class ProtocolMachine:
         """Pull the rewards and shares finalization credited."""
         job = self.jobs[st_job % len(self.jobs)]
         rotated = self._rotated(self.actors, st_actor)
-        a = next((x for x in rotated if self.p.market.sharesOwed(job, x) > 0), rotated[0])
-        if self.p.market.rewardsOwed(a) > 0:
-            self.p.market.claimRewards({"from": a})
+        a = next((x for x in rotated if self.p.vault.sharesOwed(job, x) > 0), rotated[0])
+        if self.p.vault.rewardsOwed(a) > 0:
+            self.p.vault.claimRewards({"from": a})
             HITS["claimRewards"] += 1
-        if self.p.market.sharesOwed(job, a) > 0:
-            self.p.market.claimShares(job, a, {"from": a})
+        if self.p.vault.sharesOwed(job, a) > 0:
+            self.p.vault.claimShares(job, a, {"from": a})
             self._bump(job, 1)
             HITS["claimShares"] += 1
 
@@ -385,9 +385,12 @@ class ProtocolMachine:
     def invariant_contract_balances_match_liabilities(self):
         p = self.p
         escrow = sum(p.market.jobState(j)[4] for j in self.jobs)
-        owed = sum(p.market.rewardsOwed(a) for a in self.actors)
-        assert owed == p.market.totalRewardsOwed()
-        assert p.token.balanceOf(p.market) == escrow + owed
+        owed = sum(p.vault.rewardsOwed(a) for a in self.actors)
+        assert owed == p.vault.totalRewardsOwed()
+        # Escrow sits in JobTerms, credited rewards in the RewardVault; JobMarket holds nothing.
+        assert p.token.balanceOf(p.terms) == escrow == p.terms.totalEscrow()
+        assert p.token.balanceOf(p.vault) == owed
+        assert p.token.balanceOf(p.market) == 0
         staked = sum(p.stakes.stakeOf(a) + p.stakes.unbondingOf(a)[0] for a in self.actors)
         assert p.token.balanceOf(p.stakes) == staked
         bonds = sum(p.court.tally(d)[3] for d in self.disputes if p.court.dispute(d)[7] < 2)

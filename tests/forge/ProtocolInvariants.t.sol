@@ -53,8 +53,9 @@ contract ProtocolInvariants is InvariantTest {
     /// @notice Every property, checked after every call: the handler checks them at the end of
     ///         each action and records the first violations (see ProtocolHandler, sections
     ///         "invariants" and "actions with ghost checks"):
-    ///         - StakeManager, JobMarket, AuditCourt and ModelShares each hold exactly what they
-    ///           owe (stake + unbonding; escrow; open bonds + credits; unclaimed revenue);
+    ///         - StakeManager, JobTerms, RewardVault, AuditCourt and ModelShares each hold
+    ///           exactly what they owe (stake + unbonding; escrow; credited rewards; open bonds +
+    ///           credits; unclaimed revenue) and JobMarket holds nothing;
     ///         - an honest provider (answers every dispute with its true leaf) and an honest
     ///           validator never lose stake, every dispute against an honest provider can be
     ///           answered, and every finalized round pays each honest stage its reward and shares;

@@ -488,13 +488,13 @@ contract ProtocolHandler is TesseraSystem {
         if (!ok) return;
         address who = _holders[actorSeed % _holders.length];
         address to = _holders[toSeed % _holders.length];
-        _must(who, address(market), abi.encodeCall(market.claimShares, (jobId, to)));
+        _must(who, address(vault), abi.encodeCall(vault.claimShares, (jobId, to)));
         ++_revenueEvents[jobId];
     }
 
     /// @notice Anyone claims the rewards credited to it.
     function claimRewards(uint256 actorSeed) external step {
-        _must(_everyone[actorSeed % _everyone.length], address(market), abi.encodeCall(market.claimRewards, ()));
+        _must(_everyone[actorSeed % _everyone.length], address(vault), abi.encodeCall(vault.claimRewards, ()));
     }
 
     /// @notice A provider leaves its stage (allowed only while no round is in flight).
@@ -1121,7 +1121,8 @@ contract ProtocolHandler is TesseraSystem {
         _checkEq(token.balanceOf(address(stakes)), owed, "StakeManager balance != stake + unbonding");
     }
 
-    /// @dev JobMarket holds exactly the escrow of the jobs plus the rewards credited, unclaimed.
+    /// @dev JobTerms holds exactly the escrow of the jobs, the RewardVault exactly the rewards
+    ///      credited and unclaimed, and the JobMarket nothing.
     function _checkMarketBalance() private {
         uint256 owed = 0;
         for (uint256 i = 0; i < _jobIds.length; ++i) {
@@ -1130,9 +1131,12 @@ contract ProtocolHandler is TesseraSystem {
         }
         uint256 rewards = 0;
         // Rewards are credited only to stage providers (the owner gets shares, not rewards).
-        for (uint256 i = 0; i < _holders.length; ++i) rewards += market.rewardsOwed(_holders[i]);
-        _checkEq(rewards, market.totalRewardsOwed(), "JobMarket: sum of rewards owed != its total");
-        _checkEq(token.balanceOf(address(market)), owed + rewards, "JobMarket balance != escrow + rewards owed");
+        for (uint256 i = 0; i < _holders.length; ++i) rewards += vault.rewardsOwed(_holders[i]);
+        _checkEq(rewards, vault.totalRewardsOwed(), "RewardVault: sum of rewards owed != its total");
+        _checkEq(token.balanceOf(address(vault)), rewards, "RewardVault balance != rewards owed");
+        _checkEq(owed, terms.totalEscrow(), "JobTerms: sum of escrows != its total");
+        _checkEq(token.balanceOf(address(terms)), owed, "JobTerms balance != escrow");
+        _checkEq(token.balanceOf(address(market)), 0, "JobMarket holds tokens");
     }
 
     /// @dev AuditCourt holds exactly the bonds of undecided disputes plus every credit.
@@ -1341,11 +1345,11 @@ contract ProtocolHandler is TesseraSystem {
 
     /// @dev Rewards credited to a provider so far: claimed (in its balance) plus still owed.
     function _rewardsOf(address a) private view returns (uint256) {
-        return token.balanceOf(a) + market.rewardsOwed(a);
+        return token.balanceOf(a) + vault.rewardsOwed(a);
     }
 
     function _sharesOf(uint256 jobId, address a) private view returns (uint256) {
-        return shares.balanceOf(a, jobId) + market.sharesOwed(jobId, a);
+        return shares.balanceOf(a, jobId) + vault.sharesOwed(jobId, a);
     }
 
     function _isTerminal(uint256 jobId) private view returns (bool) {

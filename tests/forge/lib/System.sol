@@ -9,6 +9,8 @@ import {AuditCourt} from "../../../contracts/AuditCourt.sol";
 import {ValidatorRegistry} from "../../../contracts/ValidatorRegistry.sol";
 import {PrevrandaoRandomness} from "../../../contracts/PrevrandaoRandomness.sol";
 import {IAuditCourt} from "../../../contracts/interfaces/IAuditCourt.sol";
+import {IJobTerms} from "../../../contracts/interfaces/IJobTerms.sol";
+import {IRewardVault} from "../../../contracts/interfaces/IRewardVault.sol";
 
 /// @notice The whole protocol deployed and wired as agents/chain/deploy.py does it (same
 ///         parameters as its DEFAULT_PARAMS), admin roles renounced after wiring. The deployer
@@ -34,6 +36,8 @@ abstract contract TesseraSystem {
     ModelShares internal shares;
     PrevrandaoRandomness internal randomness;
     JobMarket internal market;
+    IJobTerms internal terms;
+    IRewardVault internal vault;
     ValidatorRegistry internal registry;
     AuditCourt internal court;
     address internal treasury;
@@ -47,6 +51,8 @@ abstract contract TesseraSystem {
         market = new JobMarket(
             token, stakes, shares, randomness, LIVENESS_BPS, MIN_CHALLENGE_WINDOW, address(this)
         );
+        terms = market.terms();
+        vault = market.vault();
         registry = new ValidatorRegistry(stakes, MIN_VALIDATOR_STAKE, VALIDATOR_EXIT_DELAY, address(this));
         court = new AuditCourt(
             token,
@@ -68,7 +74,7 @@ abstract contract TesseraSystem {
         registry.setCourt(address(court));
         stakes.grantRole(stakes.PROTOCOL_ROLE(), address(market));
         stakes.grantRole(stakes.PROTOCOL_ROLE(), address(registry));
-        shares.grantRole(shares.MINTER_ROLE(), address(market));
+        shares.grantRole(shares.MINTER_ROLE(), address(vault));
         // M-7: nobody keeps an admin key after wiring.
         bytes32 admin = 0x00;
         stakes.renounceRole(admin, address(this));
