@@ -228,9 +228,9 @@ def deploy_protocol(client, params: dict[str, Any] | None = None):
         if name == "JobMarket":  # it creates its terms-and-escrow and reward contracts
             for child, getter in MARKET_CHILDREN.items():
                 addr[child] = Web3.to_checksum_address(
-                    client.w3.eth.contract(
-                        address=addr[name], abi=load_artifact(name).abi
-                    ).functions[getter]().call()
+                    client.w3.eth.contract(address=addr[name], abi=load_artifact(name).abi)
+                    .functions[getter]()
+                    .call()
                 )
     deploy_transport(client, p, addr)
     client.deployment = Deployment(

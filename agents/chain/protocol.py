@@ -407,7 +407,8 @@ class Protocol:
 
     def shares_owed(self, job_id: int, who: str | None = None) -> int:
         """Shares of `job_id` credited to `who` and not claimed (minted) yet."""
-        return int(self.client.call("RewardVault", "sharesOwed", job_id, who or self.client.address))
+        who = who or self.client.address
+        return int(self.client.call("RewardVault", "sharesOwed", job_id, who))
 
     def claim_rewards(self) -> int:
         """Claim every credited reward; returns the amount (0 when nothing was due)."""
