@@ -43,7 +43,7 @@ def deploy_contract(client, name: str, *args: Any) -> str:
 
 DAY = 24 * 3600
 DEV_CHAIN_IDS = (1337, 31337)
-#: Longest challenge window a job may set (JobMarket.MAX_CHALLENGE_WINDOW).
+#: Longest challenge window a job may set (JobTerms.MAX_CHALLENGE_WINDOW).
 MAX_CHALLENGE_WINDOW = 30 * DAY
 #: Committees drawn again after one fails its quorum (AuditCourt.MAX_REDRAWS).
 MAX_REDRAWS = 1

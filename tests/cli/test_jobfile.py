@@ -88,7 +88,7 @@ def test_contract_constants_bound_the_fields_they_name():
     )
     text = "; ".join(problems)
     assert (
-        "terms.rounds: 10001 is more than JobMarket accepts (at most 10000: JobMarket.MAX_ROUNDS)"
+        "terms.rounds: 10001 is more than JobMarket accepts (at most 10000: JobTerms.MAX_ROUNDS)"
         in text
     )
     assert "terms.commit_window: 15 is less than the minimum 20" in text

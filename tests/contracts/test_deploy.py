@@ -142,3 +142,20 @@ def test_deploy_rejects_unknown_parameter(deploy_module, accounts):
     # A typo in a parameter name is an error (raised by agents.chain.deploy.resolve_params).
     with pytest.raises(Exception, match="unknown deploy"):
         deploy_module.deploy(accounts[0], {"challengeBondd": 1}, write=False)
+
+
+EIP170_BYTES = 24_576
+
+
+def test_every_contract_fits_eip170_and_the_market_keeps_headroom(protocol, web3):
+    """Each deployed contract's runtime code is under EIP-170's limit, and the JobMarket, split
+    by concern (stages and rounds; terms and escrow in JobTerms; credits in RewardVault),
+    keeps 10% headroom for fixes: a JobMarket grown back to the limit fails here first."""
+    sizes = {
+        name: len(web3.eth.get_code(address))
+        for name, address in protocol.record["contracts"].items()
+    }
+    assert all(0 < size < EIP170_BYTES for size in sizes.values()), sizes
+    assert sizes["JobMarket"] < 0.9 * EIP170_BYTES, sizes
+    # The market holds no code of its children: they are separate contracts it created.
+    assert sizes["JobTerms"] > 0 and sizes["RewardVault"] > 0
