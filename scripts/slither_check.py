@@ -51,6 +51,10 @@ TRIAGED = {
     ("unused-return", "JobMarket.leaveStage"): "released amount is only informational",
     ("unused-return", "JobMarket._releaseHolders"): "released amount is only informational",
     ("unused-return", "JobMarket.finalizeRound"): "released amount is only informational",
+    # The JobMarket split: the market reads its own JobTerms' multi-value views.
+    ("unused-return", "JobMarket.joinStage"): "multi-value view of JobTerms, fields read as needed",
+    ("unused-return", "JobMarket.slashCommitment"): "multi-value views of JobTerms / slash result",
+    ("incorrect-equality", "JobMarket.commitRound"): "commit counter reaching the stage count",
 }
 
 
