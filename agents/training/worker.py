@@ -1,10 +1,15 @@
 """The stage worker: forward, backward and optimizer step of ONE stage, with traces.
 
 `StageWorker` is a plain class with no transport: the in-process runner calls
-it directly and the Ray actor is a thin shell around it. Per step it is driven
-in GPipe order — `forward` for micro-batches 0..M-1, then `backward` for
-0..M-1, then `step` — and it refuses calls out of that order, because the
-gradient accumulation order changes float bits and a replay must match.
+it directly and the Ray actor is a thin shell around it. Per step it takes
+`forward` for micro-batches 0..M-1 and `backward` for 0..M-1, each in
+micro-batch order, a backward only after its forward, then `step`; it
+refuses anything else, because the gradient accumulation order changes float
+bits and a replay must match. Within that, forwards and backwards may
+interleave: the parameters do not change inside a step, so GPipe's order
+(all forwards, then all backwards: what a pipeline over several machines
+runs) and one micro-batch at a time (forward then backward: what one process
+runs, holding a single micro-batch's activations) give the same bits.
 
 Every micro-batch of every step becomes a `TraceLeaf` (see traces.py for what
 each hash covers). The worker keeps a snapshot of its state at the start of
@@ -333,7 +338,7 @@ class StageWorker:
         # One flat copy (a pooled buffer) when snapshots are kept; it is step 0's.
         self._round_start = self._fresh_snapshot() if self._keep_snapshots else self.stage_state()
         self._next_snapshot: StageState | None = self._round_start
-        self._step, self._phase, self._next_mb = start_step, "forward", 0
+        self._step, self._next_fwd, self._next_bwd = start_step, 0, 0
         self._leaves, self._unsealed = [], []
         self._logs: dict[int, _StepLog] = {}
         self._micro: dict[int, _MicroState] = {}
@@ -347,21 +352,23 @@ class StageWorker:
     def _expect(self, phase: str, step: int, micro_batch: int | None) -> None:
         if self._round is None:
             raise PipelineError(f"stage {self.stage}: {phase} called outside a round")
-        if (phase, step, micro_batch) != (
-            self._phase,
-            self._step,
-            self._next_mb if phase != "step" else None,
-        ):
+        m, fwd, bwd = self.micro_batches, self._next_fwd, self._next_bwd
+        allowed = []  # the calls that keep the step's accumulation order
+        if fwd < m:
+            allowed.append(("forward", self._step, fwd))
+        if bwd < fwd:
+            allowed.append(("backward", self._step, bwd))
+        if bwd == m:
+            allowed.append(("step", self._step, None))
+        if (phase, step, micro_batch) not in allowed:
+            expected = " or ".join(
+                f"{p}(step {s})" if mb is None else f"{p}(step {s}, micro_batch {mb})"
+                for p, s, mb in allowed
+            )
             raise PipelineError(
                 f"stage {self.stage}: got {phase}(step {step}, micro_batch {micro_batch}), "
-                f"expected {self._phase}(step {self._step}, micro_batch {self._next_mb})"
+                f"expected {expected}"
             )
-
-    def _advance(self) -> None:
-        self._next_mb += 1
-        if self._next_mb == self.micro_batches:
-            self._next_mb = 0
-            self._phase = {"forward": "backward", "backward": "step"}[self._phase]
 
     def _data_source(self) -> DataSource:
         if self._data is None:
@@ -468,7 +475,7 @@ class StageWorker:
         self._micro[micro_batch].input_attestation = attestation_hash(attestation)
         if attestation is not None:
             log.input_signatures[micro_batch] = bytes(attestation)
-        self._advance()
+        self._next_fwd += 1
         self._compute += time.perf_counter() - t0
         return result
 
@@ -517,7 +524,7 @@ class StageWorker:
             result = sent
         # Free the graph's tensors now; only hashes are needed from here on.
         ms.x_in = ms.out = ms.loss = None
-        self._advance()
+        self._next_bwd += 1
         self._compute += time.perf_counter() - t0
         return result
 
@@ -590,7 +597,7 @@ class StageWorker:
             self._step_losses.append(self._loss_sum / self.micro_batches)
             self._loss_sum = 0.0
         self._step += 1
-        self._phase, self._next_mb = "forward", 0
+        self._next_fwd = self._next_bwd = 0
         self._compute += time.perf_counter() - t0
 
     def end_round(self, *, with_state: bool = True) -> StageRoundResult:
@@ -602,7 +609,7 @@ class StageWorker:
         """
         if self._round is None:
             raise PipelineError(f"stage {self.stage}: no round is open")
-        if self._phase != "forward" or self._next_mb != 0:
+        if self._next_fwd != 0:
             raise PipelineError(f"stage {self.stage}: step {self._step} is unfinished")
         seconds = time.perf_counter() - self._t0
         leaves = list(self.leaves)  # waits for the last step's background hash

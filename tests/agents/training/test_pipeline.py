@@ -85,6 +85,9 @@ def test_calls_out_of_gpipe_order_are_refused(spec, store):
     w.forward(0, 0)
     with pytest.raises(PipelineError, match="expected forward"):
         w.step(0)
+    # Backwards go in micro-batch order, each after its own forward.
+    with pytest.raises(PipelineError, match=r"or backward\(step 0, micro_batch 0\)$"):
+        w.backward(0, 1)
     with pytest.raises(PipelineError, match="unfinished"):
         w.end_round()
     with pytest.raises(PipelineError, match="stages"):
