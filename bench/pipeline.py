@@ -567,6 +567,16 @@ def main(argv: list[str] | None = None) -> int:
     lines.append(("replay_bitwise", "ok" if replay_ok else "fail"))
     for name, value in lines:
         print(f"{name} {value}")
+    # A process with more threads than it can get cores for spins in OpenMP's
+    # barriers and can run many times slower than with one thread: then the Ray
+    # ratio measures that collapse, not the pipeline, and cannot meet a target.
+    ray_broken = ray_t is not None and ray_t["single"] > single_s
+    if ray_broken:
+        print(
+            f"# the {ray_t['threads']}-thread single process ran slower than the 1-thread one "
+            f"({ray_t['single']:.4f} vs {single_s:.4f} s a step): its threads did not get "
+            "their cores, so step_time_ray_ratio is no measurement (rerun on quieter cores)"
+        )
     if ray_t is not None:
         bound = (ray_t["actor_cpu"] + ray_t["driver_cpu"]) / (ray_t["cores"] * ray_t["utilisation"])
         print(
@@ -595,7 +605,7 @@ def main(argv: list[str] | None = None) -> int:
         and statistics.fmean(main_gaps) <= 0.03
         and max(main_gaps) <= 0.05
         and pipe_s / single_s <= 1.2
-        and (ray_t is None or ray_t["ray"] / ray_t["single"] <= 1.2)
+        and (ray_t is None or (not ray_broken and ray_t["ray"] / ray_t["single"] <= 1.2))
         and replay_ok
     )
     print(f"# targets {'met' if met else 'NOT met'}")
