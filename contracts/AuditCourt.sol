@@ -423,10 +423,7 @@ contract AuditCourt is IAuditCourt, ReentrancyGuardTransient {
                 if (a.leaf.paramsAfter == committedFinal) revert NotAFault("ends right");
             }
         }
-        uint256 bounty;
-        (, slashed, bounty) = market.slashCommitment(jobId, round, stage, _BPS);
-        _addCredit(msg.sender, bounty);
-        _addCredit(treasury, slashed);
+        slashed = _slashProven(jobId, round, stage);
         emit FaultProven(jobId, round, stage, kind, msg.sender, slashed);
     }
 
@@ -461,10 +458,7 @@ contract AuditCourt is IAuditCourt, ReentrancyGuardTransient {
     ) external nonReentrant returns (uint256 slashed) {
         uint256 leafIndex =
             _checkEquivocation(jobId, round, stage, direction, sent, payloadHash, signature);
-        uint256 bounty;
-        (, slashed, bounty) = market.slashCommitment(jobId, round, stage, _BPS);
-        _addCredit(msg.sender, bounty);
-        _addCredit(treasury, slashed);
+        slashed = _slashProven(jobId, round, stage);
         emit PayloadEquivocationProven(jobId, round, stage, direction, leafIndex, msg.sender, slashed);
     }
 
@@ -812,6 +806,16 @@ contract AuditCourt is IAuditCourt, ReentrancyGuardTransient {
         if (!MerkleProof.verifyCalldata(lp.proof, root, leafNode(index, h))) {
             revert LeafNotInRoot(root, leafNode(index, h));
         }
+    }
+
+    /// @dev The payout of a fault proven outright (no committee, no bond): the whole job
+    ///      allocation is slashed, the job's bounty goes to the prover, the slashed stake to
+    ///      the treasury. Returns the stake taken.
+    function _slashProven(uint256 jobId, uint32 round, uint32 stage) private returns (uint256 slashed) {
+        uint256 bounty;
+        (, slashed, bounty) = market.slashCommitment(jobId, round, stage, _BPS);
+        _addCredit(msg.sender, bounty);
+        _addCredit(treasury, slashed);
     }
 
     /// @dev Reverts unless `signature` is the commitment's provider's over `payloadHash` for

@@ -470,14 +470,10 @@ class ValidatorAgent:
         tree = trace_tree(rec.leaves)
         first = f.other_leaf if f.other_leaf is not None else f.leaf
         a, b = ((leaf_struct(rec.leaves[i]), tree.proof(i)) for i in (first, f.leaf))
-        try:
-            self.p.prove_fault(self.job_id, round_, f.stage, FAULT_KIND[f.structural], a, b)
-        except RevertError as exc:
-            self.stats.notes.append(f"fault proof of stage {f.stage} refused: {exc}")
-            return False
-        self.stats.faults_proven.append((round_, f.stage, f.leaf, f.reason))
-        log.info("proved round %s stage %s leaf %s: %s", round_, f.stage, f.leaf, f.reason)
-        return True
+        kind = FAULT_KIND[f.structural]
+        return self._submit_proof(
+            round_, f, "fault", lambda: self.p.prove_fault(self.job_id, round_, f.stage, kind, a, b)
+        )
 
     def _prove_equivocation(self, round_: int, rec: RoundRecord, f: Finding) -> bool:
         """Convict a sender that signed a payload its own leaf does not record, from the leaf,
@@ -486,10 +482,17 @@ class ValidatorAgent:
         the same signature (`_equivocated`)."""
         from agents.roles.proofs import prove_equivocation
 
+        def send():
+            return prove_equivocation(self.p, self.job_id, round_, rec, f)
+
+        return self._submit_proof(round_, f, "equivocation", send)
+
+    def _submit_proof(self, round_: int, f: Finding, what: str, send) -> bool:
+        """Send one outright proof (`send`); record it, or note the chain's refusal (False)."""
         try:
-            prove_equivocation(self.p, self.job_id, round_, rec, f)
+            send()
         except RevertError as exc:
-            self.stats.notes.append(f"equivocation proof of stage {f.stage} refused: {exc}")
+            self.stats.notes.append(f"{what} proof of stage {f.stage} refused: {exc}")
             return False
         self.stats.faults_proven.append((round_, f.stage, f.leaf, f.reason))
         log.info("proved round %s stage %s leaf %s: %s", round_, f.stage, f.leaf, f.reason)

@@ -49,3 +49,15 @@ def one_line_error(proc: subprocess.CompletedProcess) -> str:
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("error: "), lines[0]
     return lines[0]
+
+
+def post_first_job(run, directory: Path, source: str) -> None:
+    """The README's first steps through the `tessera` script, with `run(*args)` running one
+    command: a corpus holding `source`, `data add`, `job init`, `job post` (job 1, account 1)."""
+    corpus = directory / "corpus"
+    corpus.mkdir()
+    (corpus / "a.py").write_text(source)
+    dataset = run("data", "add", str(corpus)).stdout.strip()
+    job_file = directory / "job.yaml"
+    run("job", "init", str(job_file), "--dataset", dataset)
+    assert "job 1 posted" in run("job", "post", str(job_file), "--dev-account", "1").stdout

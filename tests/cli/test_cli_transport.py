@@ -16,7 +16,7 @@ import time
 
 import pytest
 from chain_helpers import dev_chain
-from cli_helpers import ok, tessera
+from cli_helpers import ok, post_first_job, tessera
 
 pytestmark = pytest.mark.slow
 
@@ -28,15 +28,11 @@ def test_two_operators_train_a_job_over_the_transport(tmp_path):
         def run(*args):
             return ok(tessera(*args, env=env, timeout=300))
 
-        corpus = tmp_path / "corpus"
-        corpus.mkdir()
-        (corpus / "a.py").write_text(
-            "".join(f"def g{i}(y):\n    return y - {i} * {i % 5}\n" for i in range(800))
+        post_first_job(
+            run,
+            tmp_path,
+            "".join(f"def g{i}(y):\n    return y - {i} * {i % 5}\n" for i in range(800)),
         )
-        dataset = run("data", "add", str(corpus)).stdout.strip()
-        job_file = tmp_path / "job.yaml"
-        run("job", "init", str(job_file), "--dataset", dataset)
-        assert "job 1 posted" in run("job", "post", str(job_file), "--dev-account", "1").stdout
         keys = [tmp_path / f"op{i}" / "transport-key.json" for i in range(2)]
         providers = [
             chain.start(

@@ -19,7 +19,7 @@ import time
 
 import pytest
 from chain_helpers import dev_chain
-from cli_helpers import ok, tessera
+from cli_helpers import ok, post_first_job, tessera
 
 from agents.chain.artifacts import PROJECT_ROOT
 
@@ -38,15 +38,11 @@ def test_readme_using_it_flow(tmp_path, ray_cluster):
             ran.append(args)
             return ok(tessera(*args, env=chain.env, timeout=300, **kw))
 
-        corpus = tmp_path / "corpus"
-        corpus.mkdir()
-        (corpus / "a.py").write_text(
-            "".join(f"def f{i}(x):\n    return x * {i} + {i % 7}\n" for i in range(800))
+        post_first_job(
+            run,
+            tmp_path,
+            "".join(f"def f{i}(x):\n    return x * {i} + {i % 7}\n" for i in range(800)),
         )
-        dataset = run("data", "add", str(corpus)).stdout.strip()
-        job_file = tmp_path / "job.yaml"
-        run("job", "init", str(job_file), "--dataset", dataset)
-        assert "job 1 posted" in run("job", "post", str(job_file), "--dev-account", "1").stdout
 
         # Started together: both see stage 0 free; the loser takes stage 1.
         p3 = chain.start("provider", "run", "--job", "1", "--dev-account", "3")
