@@ -44,6 +44,7 @@ TRIAGED = {
     ("unused-return", "AuditCourt._open"): "multi-value view, fields read as needed",
     ("unused-return", "AuditCourt.proveFault"): "multi-value view / slash result, read as needed",
     ("unused-return", "AuditCourt.provePayloadEquivocation"): "slash result, read as needed",
+    ("unused-return", "AuditCourt._slashProven"): "slash result, provider not needed",
     ("unused-return", "AuditCourt._checkEquivocation"): "multi-value view, fields read as needed",
     ("unused-return", "AuditCourt.resolve"): "slash result, fields read as needed",
     ("unused-return", "AuditCourt.slashUnanswered"): "slash result, fields read as needed",
