@@ -92,6 +92,7 @@ SETTINGS: dict[str, dict] = {
         "bits": 4,
         "grad_bits": 4,
         "grad_clip": 3.0,
+        "clip": 3.0,
     },
     "subspace-r12-b4-g2-clip3": {
         "method": "subspace",

@@ -77,6 +77,9 @@ class CompressionConfig(_Strict):
     # Activation gradients are heavy-tailed across positions; an absmax scale
     # would round most of them to zero. Entries past the clip are clamped.
     grad_clip: float = Field(0.0, ge=0.0)
+    # Activation scales, the same way: at most `clip` x the channel's RMS (0: absmax).
+    # Round to nearest, so inference (same codec) clamps exactly as training did.
+    clip: float = Field(0.0, ge=0.0)
 
     @model_validator(mode="after")
     def _packs_into_bytes(self) -> CompressionConfig:

@@ -79,8 +79,18 @@ def stochastic_generator(key: str) -> torch.Generator:
 # ------------------------------------------------------------ quantisation
 
 
-def _qmax(bits: int) -> int:
-    return (1 << (bits - 1)) - 1
+def _qmax(bits: int) -> float:
+    """The largest level in steps: 2**(bits-1) - 1 (around an exact zero), 1.5 for 2 bits."""
+    return 1.5 if bits == 2 else float((1 << (bits - 1)) - 1)
+
+
+def _centre(bits: int) -> float:
+    """The code of the value 0 (a level for 4 and 8 bits; between two levels for 2 bits).
+
+    4- and 8-bit codes are symmetric around an exact zero (code 0 unused: 15 or
+    255 levels). Three levels would waste a quarter of a 2-bit code, so 2-bit
+    codes use all four, at -1.5, -0.5, 0.5 and 1.5 steps."""
+    return 1.5 if bits == 2 else float(1 << (bits - 1))
 
 
 def _quantise(
@@ -103,11 +113,17 @@ def _quantise(
         scale = (x.abs().amax(dim=-1, keepdim=True) / qmax).to(torch.float16).to(torch.float32)
     # An all-zero channel has scale 0: dividing by the tiniest float keeps it 0.
     v = x / scale.clamp(min=_TINY)
+    if bits == 2:
+        # Levels at half steps: shift them onto the integers 0..3, then round.
+        v.add_(_centre(bits))
+        lo, hi, centre = 0.0, 3.0, 0.0
+    else:
+        lo, hi, centre = -qmax, qmax, _centre(bits)
     if gen is None:
         q = v.round_()
     else:
         q = v.add_(torch.rand(v.shape, generator=gen, dtype=v.dtype)).floor_()
-    codes = q.clamp_(-qmax, qmax).add_(qmax + 1).to(torch.uint8)
+    codes = q.clamp_(lo, hi).add_(centre).to(torch.uint8)
     if per == "position":
         scale = scale.to(torch.float16)
     return _pack(codes, bits), scale.contiguous()
@@ -115,7 +131,7 @@ def _quantise(
 
 def _dequantise(packed: torch.Tensor, scale: torch.Tensor, bits: int, k: int) -> torch.Tensor:
     codes = _unpack(packed, bits, k).to(torch.float32)
-    return codes.sub_(float(_qmax(bits) + 1)).mul_(scale.to(torch.float32))
+    return codes.sub_(_centre(bits)).mul_(scale.to(torch.float32))
 
 
 def _pack(codes: torch.Tensor, bits: int) -> torch.Tensor:
@@ -231,7 +247,7 @@ class BoundaryCodec:
             return {"x": x.contiguous().clone()}
         if self.method == "int8":
             return _int8_encode(x)
-        q, scale = _quantise(x, self.cfg.bits, self.cfg.scale, None)
+        q, scale = _quantise(x, self.cfg.bits, self.cfg.scale, None, self.cfg.clip)
         if tokens is None:
             raise CompressionError("the subspace codec needs the micro-batch's tokens")
         return {"q": q, "scale": scale, "tokens": tokens.to("cpu", torch.uint8).contiguous()}

@@ -38,12 +38,12 @@ def _init_linear(layer: nn.Linear, gen: torch.Generator, std: float) -> None:
 class Embedding(nn.Module):
     """Token and learned position embeddings (stage 0)."""
 
-    def __init__(self, cfg: ModelConfig, seed: int) -> None:
+    def __init__(self, cfg: ModelConfig, seed: int, part: str = "embed") -> None:
         super().__init__()
         self.tok = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.pos = nn.Embedding(cfg.seq_len, cfg.d_model)
         self.drop = nn.Dropout(cfg.dropout)
-        gen = torch.Generator().manual_seed(part_seed(seed, "embed"))
+        gen = torch.Generator().manual_seed(part_seed(seed, part))
         with torch.no_grad():
             nn.init.normal_(self.tok.weight, 0.0, 0.02, generator=gen)
             nn.init.normal_(self.pos.weight, 0.0, 0.02, generator=gen)
@@ -52,6 +52,11 @@ class Embedding(nn.Module):
         """Token ids (B, T) -> hidden states (B, T, d_model)."""
         positions = torch.arange(idx.shape[1], device=idx.device)
         return self.drop(self.tok(idx) + self.pos(positions))
+
+    def at(self, idx: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """Token + position embedding of positions start.. (no dropout; cached decoding)."""
+        positions = torch.arange(start, start + idx.shape[1], device=idx.device)
+        return self.tok(idx) + self.pos(positions)
 
 
 class CausalSelfAttention(nn.Module):

@@ -173,9 +173,9 @@ class StageWorker:
         # (rows, positions) of a micro-batch; the codec knows the feature width.
         self.boundary_shape = (spec.training.micro_batch_size, cfg.seq_len)
         self.codec = BoundaryCodec(spec.compression, cfg, spec.determinism.seed).to(self.device)
-        self.module = build_stage(cfg, stage, spec.num_stages, spec.determinism.seed).to(
-            self.device
-        )
+        self.module = build_stage(
+            cfg, stage, spec.num_stages, spec.determinism.seed, reembed=self.codec.subspace
+        ).to(self.device)
         self.names = [n for n, _ in self.module.named_parameters()]
         opt = spec.optimizer
         # foreach=False: one fixed kernel sequence on every device, so a CPU
@@ -450,7 +450,7 @@ class StageWorker:
             features, tokens = self.codec.decode_forward(payload, self.boundary_shape)
             # The received features are the leaf whose gradient goes back.
             x_leaf = features.to(self.device).requires_grad_(True)
-            x_in = self.codec.hidden_of(x_leaf, tokens)
+            x_in = self._received(x_leaf, tokens)
         self._seed_dropout(step, micro_batch)
         out = self.module(x_in)
         data_ref = mb_data.data_ref if mb_data is not None else ZERO_HASH
@@ -527,6 +527,13 @@ class StageWorker:
         self._next_bwd += 1
         self._compute += time.perf_counter() - t0
         return result
+
+    def _received(
+        self, features: torch.Tensor, tokens: torch.Tensor | None, start: int = 0
+    ) -> torch.Tensor:
+        """The hidden state a stage runs on, from received features: training, inference
+        and cached decoding all go through here, so they cross the same boundary."""
+        return self.module.receive(self.codec.hidden_of(features, tokens, start), tokens, start)
 
     def _step_snapshot(self) -> StageState | None:
         """The state this step starts from, for its audit bundle: one flat copy (two
@@ -703,7 +710,7 @@ class StageWorker:
                     raise PipelineError(f"stage {self.stage} infers from a payload, not a tensor")
                 shape = self.codec.payload_shape(x, self.spec.model.seq_len)
                 features, tokens = self.codec.decode_forward(x, shape)
-                h = self.codec.hidden_of(features.to(self.device), tokens)
+                h = self._received(features.to(self.device), tokens)
             out = self.module(h)
         finally:
             self.module.train()
@@ -732,7 +739,7 @@ class StageWorker:
                     raise PipelineError(f"stage {self.stage} infers from a payload, not a tensor")
                 shape = self.codec.payload_shape(x, self.spec.model.seq_len)
                 features, tokens = self.codec.decode_forward(x, shape)
-                h = self.codec.hidden_of(features.to(self.device), tokens, start)
+                h = self._received(features.to(self.device), tokens, start)
             out = forward_cached(self.module, h, cache)
         finally:
             self.module.train()

@@ -186,3 +186,39 @@ def test_cached_decoding_crosses_the_same_codec(spec_factory, store):
             full = w.infer(full)
         assert torch.allclose(out, full, atol=1e-4), i
         out = cached(ids[:, i : i + 1])
+
+
+def test_receiving_stages_learn_their_own_token_embedding(spec_factory, store):
+    """Behind a subspace boundary every stage but the first holds a re-embedding of the
+    tokens the payload carries (no bytes on the wire): it is part of the state, it
+    trains, and it changes what the stage computes. Without the codec the stages stay
+    exact slices of GPT (no such parameter)."""
+    from agents.training.pipeline import InProcessPipeline
+
+    spec = spec_factory(compression="subspace", codec={"rank": 8})
+    workers = [StageWorker(spec, s, store=store) for s in range(spec.num_stages)]
+    names = [{k for k in w.state_tensors() if "reembed" in k} for w in workers]
+    assert names[0] == set()
+    for s in range(1, spec.num_stages):
+        assert names[s] == {
+            "param/reembed.tok.weight",
+            "param/reembed.pos.weight",
+            "optim/reembed.tok.weight/exp_avg",
+            "optim/reembed.tok.weight/exp_avg_sq",
+            "optim/reembed.tok.weight/step",
+            "optim/reembed.pos.weight/exp_avg",
+            "optim/reembed.pos.weight/exp_avg_sq",
+            "optim/reembed.pos.weight/step",
+        }
+    before = workers[1].module.reembed.tok.weight.detach().clone()
+    InProcessPipeline(workers).train_round(job_id=1, round=0)
+    assert not torch.equal(workers[1].module.reembed.tok.weight, before)
+    # The re-embedding is really added: zeroing it changes the stage's output.
+    batch = workers[0]._data_source().micro_batch(1, 0, 0, 0)
+    payload = workers[0].infer(batch.tokens)
+    out = workers[1].infer(payload)
+    with torch.no_grad():
+        workers[1].module.reembed.tok.weight.zero_()
+    assert not torch.equal(workers[1].infer(payload)["q"], out["q"])
+    dense = spec_factory(compression="none")
+    assert not any("reembed" in k for k in StageWorker(dense, 1, store=store).state_tensors())
