@@ -367,6 +367,7 @@ spec:                          # what to train; stored on IPFS, named by CID on-
     stochastic_grad: true      # subspace only: seeded stochastic rounding of gradients
     scale: channel             # subspace only: channel | position
     grad_clip: 0.0             # subspace only: gradient range cap in RMS units (0: absmax)
+    clip: 0.0                  # subspace only: activation range cap in RMS units (0: absmax)
   training:
     batch_size: 4              # sequences per step; divisible by micro_batches
     micro_batches: 2           # one trace leaf per micro-batch

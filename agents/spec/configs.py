@@ -61,7 +61,8 @@ class CompressionConfig(_Strict):
       projected onto the same subspace, quantised to `grad_bits`, with seeded
       stochastic rounding when `stochastic_grad` (unbiased, and a replay draws
       the same bits). No error-feedback state: the trained model *is* the
-      bottlenecked model, and inference runs the same codec.
+      bottlenecked model, and inference runs the same codec. Each stage after
+      the first learns its own embedding of the tokens the payload carries.
 
     Top-k with error feedback is gone: on activations it adds one sample's
     leftover to another micro-batch, and it did not train (issue 14).

@@ -27,6 +27,13 @@ quantised and whose gradient travels back.
   micro-batch's coordinates, so it is unbiased and a replay draws the same
   bits. No error-feedback state anywhere.
 
+The receiving stage adds its own learned re-embedding of those tokens
+(stages.py: `StageModule.receive`), so it sees a learned high-rank view of
+each token although only `rank` coordinates cross. 2-bit codes use all four
+levels (±0.5, ±1.5 steps); 4- and 8-bit codes are symmetric around an exact
+zero. `clip` caps forward scales at clip x the channel RMS, as `grad_clip`
+does for gradients.
+
 Rounding of forward features is round-to-nearest, so inference (which has
 no seed) computes exactly what training computed for the same payload. A
 per-channel scale is shared by the positions sent together: decoding one
