@@ -194,6 +194,7 @@ class BoundaryCodec:
             self._anchor_pos = anchor.pos.weight.detach().clone()
             self._project_anchor()
         self.features = cfg.rank if self.subspace else model.d_model
+        self.vocab_size = model.vocab_size
 
     def _project_anchor(self) -> None:
         # The anchor's coordinates A(tokens) @ U, tabulated per token and per
@@ -301,6 +302,13 @@ class BoundaryCodec:
                 raise CompressionError(
                     f"payload tokens are {tokens.dtype}{tuple(tokens.shape)}, "
                     f"expected uint8{tuple(shape)}"
+                )
+            # A byte past the vocabulary would index past the anchor and the
+            # receiver's re-embedding: the sender's fault, not a crash here.
+            if int(tokens.max()) >= self.vocab_size:
+                raise CompressionError(
+                    f"payload token {int(tokens.max())} is outside the vocabulary "
+                    f"(vocab_size {self.vocab_size})"
                 )
             tokens = tokens.to(torch.int64)
         return out, tokens
