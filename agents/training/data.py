@@ -16,7 +16,6 @@ target c[1:] (last stage); both stages record the same `data_ref`.
 from __future__ import annotations
 
 import bisect
-import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -31,23 +30,12 @@ from agents.training.errors import DataError
 Window = tuple[str, int, int]  # (shard CID, byte offset, length)
 
 
-def _chunk_table(manifest: DatasetManifest, chunk_len: int) -> tuple[int, ...]:
+def _chunk_table(manifest: DatasetManifest, chunk_len: int) -> list[int]:
     """Cumulative chunk counts per shard (starts with 0)."""
-    return _cumulative_chunks(tuple(shard.tokens for shard in manifest.shards), chunk_len)
-
-
-@functools.lru_cache(maxsize=64)
-def _cumulative_chunks(shard_tokens: tuple[int, ...], chunk_len: int) -> tuple[int, ...]:
     table = [0]
-    for tokens in shard_tokens:
-        table.append(table[-1] + tokens // chunk_len)
-    return tuple(table)
-
-
-@functools.lru_cache(maxsize=256)
-def _epoch_key(seed: int, job_id: int, epoch: int) -> bytes:
-    """The Feistel key of one epoch of a job's data order."""
-    return hashlib.sha256(f"tessera/data-order@1/{seed}/{job_id}/{epoch}".encode()).digest()
+    for shard in manifest.shards:
+        table.append(table[-1] + shard.tokens // chunk_len)
+    return table
 
 
 def _feistel(x: int, half_bits: int, key: bytes) -> int:
@@ -100,7 +88,8 @@ def batch_window(
     windows = []
     for n in range(first, first + micro_batch_size):
         epoch, position = divmod(n, total)
-        chunk = permute(position, total, _epoch_key(seed, job_id, epoch))
+        key = hashlib.sha256(f"tessera/data-order@1/{seed}/{job_id}/{epoch}".encode()).digest()
+        chunk = permute(position, total, key)
         shard_index = bisect.bisect_right(table, chunk) - 1
         shard = manifest.shards[shard_index]
         windows.append((shard.cid, (chunk - table[shard_index]) * chunk_len, chunk_len))
