@@ -103,8 +103,9 @@ class FaultyStageWorker(StageWorker):
         fault: Fault,
         fault_rounds: frozenset[int] = frozenset(),
         fault_steps: frozenset[int] | None = None,
+        snapshot_dir: str | os.PathLike | None = None,
     ) -> None:
-        super().__init__(spec, stage, store=store, state=state)
+        super().__init__(spec, stage, store=store, state=state, snapshot_dir=snapshot_dir)
         self.fault = fault
         self.fault_rounds = frozenset(fault_rounds)
         # None: every step of a faulty round; else only these steps (the audit benchmark's

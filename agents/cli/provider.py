@@ -57,6 +57,14 @@ def provider_run(
             "[default: $TESSERA_HOME/transport-key.json]"
         ),
     ] = None,
+    snapshot_dir: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="TESSERA_SNAPSHOT_DIR",
+            help="map the stage's per-step audit snapshots from files in this local "
+            "directory instead of RAM (a round holds one state per step)",
+        ),
+    ] = None,
 ) -> None:
     """Stake, join a stage of JOB and train it until the job completes, then serve it.
 
@@ -71,6 +79,10 @@ def provider_run(
 
     if bind is None and (advertise is not None or key_file is not None):
         raise TesseraError("--advertise and --key-file need --bind (the transport mode)")
+    if snapshot_dir is not None:
+        from agents.training.checkpoint import SpillDir
+
+        snapshot_dir = SpillDir(snapshot_dir.expanduser().resolve()).path  # fail before staking
     c = conn(rpc, network, keystore, dev_account, store)
     job_exists(c, job)
     n = c.protocol.job_terms(job).num_stages
@@ -93,6 +105,7 @@ def provider_run(
         stage=stage,
         from_block=c.client.deployment.block,
         transport=transport,
+        snapshot_dir=None if snapshot_dir is None else str(snapshot_dir),
     )
     agent.join()
     where = ""

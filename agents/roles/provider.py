@@ -67,8 +67,12 @@ class ProviderAgent:
         from_block: int = 0,
         resources: dict[str, float] | None = None,
         transport: TransportOptions | None = None,
+        snapshot_dir: str | None = None,
     ):
         self.p = protocol
+        # Where the stage worker maps its per-step snapshots from (None: RAM); a
+        # path on the host that runs the stage (this one in transport mode).
+        self.snapshot_dir = snapshot_dir
         # Set: this provider runs its stage in-process and talks to its neighbours over the
         # transport (one operator per process, no shared Ray); None: Ray actors, one cluster.
         self.transport = transport
@@ -164,7 +168,7 @@ class ProviderAgent:
                 self._host_spec().model_dump(mode="json"),
                 self.stage,
                 store=self.store,
-                worker_factory=self._worker_factory(),
+                worker_factory=self._host_worker_factory(),
             )
         if self._host is None:
             import ray
@@ -178,7 +182,7 @@ class ProviderAgent:
                 self._host_spec().model_dump(mode="json"),
                 self.stage,
                 store=self.store_spec,
-                worker_factory=self._worker_factory(),
+                worker_factory=self._host_worker_factory(),
             )
         return self._host
 
@@ -404,6 +408,17 @@ class ProviderAgent:
     def _worker_factory(self):
         """The stage worker class (None: the honest StageWorker)."""
         return None
+
+    def _host_worker_factory(self):
+        """`_worker_factory` with this provider's snapshot directory bound (None: as is)."""
+        factory = self._worker_factory()
+        if self.snapshot_dir is None:
+            return factory
+        from functools import partial
+
+        from agents.training.worker import StageWorker
+
+        return partial(factory or StageWorker, snapshot_dir=self.snapshot_dir)
 
     def _record_spec_cid(self) -> str:
         """The spec CID the RoundRecord names: the job's, from the chain."""

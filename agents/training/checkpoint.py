@@ -17,8 +17,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import mmap
+import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
@@ -101,7 +105,11 @@ class FlatTensors(Mapping[str, torch.Tensor]):
     """
 
     def __init__(
-        self, tensors: Mapping[str, torch.Tensor], *, reuse: FlatTensors | None = None
+        self,
+        tensors: Mapping[str, torch.Tensor],
+        *,
+        reuse: FlatTensors | None = None,
+        spill: SpillDir | None = None,
     ) -> None:
         self._names = list(tensors)
         self._groups: list[tuple[list[str], list[torch.Size], torch.Tensor]] = []
@@ -112,8 +120,14 @@ class FlatTensors(Mapping[str, torch.Tensor]):
         with torch.no_grad():
             for i, names in enumerate(by_dtype.values()):
                 parts = [tensors[n] for n in names]
-                if old is None:
+                if old is None and spill is None:
                     flat = _flatten(parts)
+                elif old is None:
+                    flat = spill.empty(sum(t.numel() for t in parts), parts[0].dtype)
+                    if all(t.device.type == "cpu" for t in parts):
+                        torch.cat([t.detach().reshape(-1) for t in parts], out=flat)
+                    else:
+                        flat.copy_(_flatten(parts))
                 else:  # the same layout: refill a buffer whose pages are already mapped
                     flat = torch.cat([t.detach().reshape(-1) for t in parts], out=old[i])
                 self._groups.append((names, [t.shape for t in parts], flat))
@@ -165,13 +179,66 @@ def _flatten(parts: list[torch.Tensor]) -> torch.Tensor:
 
 
 def flat_copy(
-    tensors: Mapping[str, torch.Tensor], *, reuse: FlatTensors | None = None
+    tensors: Mapping[str, torch.Tensor],
+    *,
+    reuse: FlatTensors | None = None,
+    spill: SpillDir | None = None,
 ) -> FlatTensors:
     """A CPU copy of `tensors`, one contiguous buffer per dtype (see FlatTensors).
 
     `reuse`: a snapshot nobody will read again, whose buffers this copy takes
-    over when the layout matches (fresh pages cost more than the copy itself)."""
-    return FlatTensors(tensors, reuse=reuse)
+    over when the layout matches (fresh pages cost more than the copy itself).
+    `spill`: new buffers are file-backed pages there instead of anonymous RAM."""
+    return FlatTensors(tensors, reuse=reuse, spill=spill)
+
+
+class SpillDir:
+    """A directory whose files back snapshot buffers instead of anonymous memory.
+
+    A round keeps one snapshot of the stage state per step until it is audited,
+    which at thousands of steps a round is more than RAM. Each buffer here is a
+    file, reserved in full up front (`posix_fallocate`: a full disk is a
+    CheckpointError now, never a SIGBUS on a later write), unlinked at once and
+    mapped shared: the kernel writes its pages back and evicts them under memory
+    pressure, reads them in again when a bundle needs them, and frees the space
+    when the buffer is dropped (nothing is left behind, even after a crash).
+    The bytes are the provider's own scratch; a bundle built from them is
+    hashed and checked against the committed trace like any other. Each buffer
+    is one mapping, so `vm.max_map_count` (65,530 by default) bounds how many
+    a process holds; past it, or past the disk, `empty` is a CheckpointError.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise CheckpointError(f"snapshot directory {self.path} does not exist")
+        if not self.path.is_dir():
+            raise CheckpointError(f"snapshot directory {self.path} is not a directory")
+        if not os.access(self.path, os.W_OK | os.X_OK):
+            raise CheckpointError(f"snapshot directory {self.path} is not writable")
+
+    def empty(self, numel: int, dtype: torch.dtype) -> torch.Tensor:
+        """A new uninitialised CPU buffer of `numel` elements, backed by a file here."""
+        nbytes = numel * dtype.itemsize
+        if nbytes == 0:
+            return torch.empty(0, dtype=dtype)
+        try:
+            fd, name = tempfile.mkstemp(dir=self.path, prefix=".tessera-snapshot-")
+        except OSError as exc:
+            raise CheckpointError(
+                f"cannot create a snapshot file in {self.path}: {exc.strerror}"
+            ) from None
+        try:
+            os.unlink(name)
+            os.posix_fallocate(fd, 0, nbytes)
+            buf = mmap.mmap(fd, nbytes)
+        except OSError as exc:
+            raise CheckpointError(
+                f"cannot reserve {nbytes:,} bytes for a snapshot in {self.path}: {exc.strerror}"
+            ) from None
+        finally:
+            os.close(fd)
+        return torch.frombuffer(buf, dtype=dtype, count=numel)  # keeps `buf` mapped
 
 
 def state_hash(tensors: Mapping[str, torch.Tensor] | StageState) -> str:

@@ -14,7 +14,11 @@ runs, holding a single micro-batch's activations) give the same bits.
 Every micro-batch of every step becomes a `TraceLeaf` (see traces.py for what
 each hash covers). The worker keeps a snapshot of its state at the start of
 every step of the round and every payload it received and sent, so it can
-publish an audit bundle for any step without recomputing anything.
+publish an audit bundle for any step without recomputing anything. The
+snapshots are one state per step of the round, so a long round's outgrow
+RAM: with `snapshot_dir` (`tessera provider run --snapshot-dir`) their
+buffers are file-backed pages in that directory, which the kernel writes
+back and evicts as needed (`checkpoint.SpillDir`).
 
 This class does not know how to cheat: the audits' tests and the demo inject
 faults through small subclasses (`agents.faults`) that override the hooks
@@ -24,6 +28,7 @@ faults through small subclasses (`agents.faults`) that override the hooks
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -37,6 +42,7 @@ from agents.protocol.attestation import attestation_hash
 from agents.spec import DeterminismConfig, JobSpec
 from agents.training.checkpoint import (
     FlatTensors,
+    SpillDir,
     StageState,
     flat_copy,
     state_from_bytes,
@@ -156,6 +162,7 @@ class StageWorker:
         store: Any,
         state: bytes | None = None,
         snapshots: bool = True,
+        snapshot_dir: str | os.PathLike | None = None,
     ) -> None:
         if not 0 <= stage < spec.num_stages:
             raise StageError(f"stage {stage} is not in 0..{spec.num_stages - 1}")
@@ -164,6 +171,8 @@ class StageWorker:
         self.store = store
         # A replay worker keeps no per-step snapshots: nobody audits a replay.
         self._keep_snapshots = snapshots
+        # Where new snapshot buffers are mapped from (None: anonymous memory).
+        self._spill = SpillDir(snapshot_dir) if snapshots and snapshot_dir else None
         self.determinism = apply_determinism(spec.determinism)
         self.device = torch.device(spec.determinism.device)
         self.is_first = stage == 0
@@ -551,7 +560,7 @@ class StageWorker:
         t0 = time.thread_time()
         reuse = self._snapshot_pool.pop() if self._snapshot_pool else None
         snap = StageState(
-            tensors=flat_copy(self.state_tensors(), reuse=reuse),
+            tensors=flat_copy(self.state_tensors(), reuse=reuse, spill=self._spill),
             stage=self.stage,
             num_stages=self.spec.num_stages,
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import stat
 import time
+from pathlib import Path
 
 import pytest
 from chain_helpers import dev_chain
@@ -34,6 +35,10 @@ def test_two_operators_train_a_job_over_the_transport(tmp_path):
             "".join(f"def g{i}(y):\n    return y - {i} * {i % 5}\n" for i in range(800)),
         )
         keys = [tmp_path / f"op{i}" / "transport-key.json" for i in range(2)]
+        # Operator 1 maps its per-step snapshots from files (--snapshot-dir), operator 0
+        # keeps them in RAM: both must train the same job to completion.
+        spill = tmp_path / "op1-snapshots"
+        spill.mkdir()
         providers = [
             chain.start(
                 "provider",
@@ -48,6 +53,7 @@ def test_two_operators_train_a_job_over_the_transport(tmp_path):
                 "tcp://127.0.0.1:0",
                 "--key-file",
                 str(keys[i]),
+                *(["--snapshot-dir", str(spill)] if i == 1 else []),
             )
             for i in range(2)
         ]
@@ -67,6 +73,14 @@ def test_two_operators_train_a_job_over_the_transport(tmp_path):
         for p in providers:
             p.wait_for("serving inference", 120)
             assert "Traceback" not in p.text
+        # The last round's snapshots are still held (until a bundle is no longer due):
+        # shared mappings of unlinked files in that directory, and no file left by name.
+        maps = Path(f"/proc/{providers[1].proc.pid}/maps").read_text().splitlines()
+        spilled = [ln for ln in maps if str(spill) in ln]
+        assert spilled and all(ln.endswith("(deleted)") for ln in spilled)
+        maps0 = Path(f"/proc/{providers[0].proc.pid}/maps").read_text()
+        assert str(spill) not in maps0
+        assert list(spill.iterdir()) == []
         shares = json.loads(run("shares", "show", "1", "--json").stdout)
         minted = [h for h in shares["holders"] if h["shares"] > 0]
         assert shares["total_shares"] > 0 and len(minted) >= 2, shares  # providers (+ owner)

@@ -34,6 +34,9 @@ USAGE_ERRORS = [
     (["stake", "add", "-3", "--rpc", DEAD_RPC], "No such option"),
     (["shares", "show", "1", "--holder", "0x1234"], "is not an address"),
     (["provider", "run"], "Missing option '--job'"),
+    # Before any chain, stake or Ray: a provider must not stake, then fail at round 0.
+    (["provider", "run", "--job", "1", "--snapshot-dir", "/no/such/dir"], "does not exist"),
+    (["provider", "run", "--job", "1", "--snapshot-dir", "/etc/hostname"], "is not a directory"),
     (["provider", "run", "--job", "x"], "'--job'"),
     (["infer", "--model", "1"], "Missing option '--prompt'"),
     (["store", "get", "not-a-cid"], "not a CID"),
@@ -190,3 +193,14 @@ def test_bad_ray_address_fails_fast():
     assert out.returncode == 3, out.stdout + out.stderr
     assert "cannot reach the Ray cluster" in out.stdout
     assert elapsed < 15  # interpreter + torch-free import; the probe itself is sub-second
+
+
+def test_snapshot_dir_from_the_environment_is_checked_first(tmp_path):
+    """$TESSERA_SNAPSHOT_DIR is the same option: a bad one is refused before the chain."""
+    line = one_line_error(
+        tessera(
+            "provider", "run", "--job", "1", "--rpc", DEAD_RPC,
+            env={"TESSERA_SNAPSHOT_DIR": str(tmp_path / "gone")},
+        )
+    )  # fmt: skip
+    assert "snapshot directory" in line and "gone does not exist" in line

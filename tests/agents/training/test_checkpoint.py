@@ -144,3 +144,96 @@ def test_snapshot_buffers_are_recycled_only_when_nothing_can_read_them(spec_fact
     # A recycled buffer holds its new step's state: the hashes still match the leaves.
     for log in w._logs.values():
         assert state_hash(log.snapshot) == log.params_before
+
+
+def _spill_mappings(path) -> list[str]:
+    """This process's memory mappings of files under `path` (Linux /proc)."""
+    from pathlib import Path
+
+    return [line for line in Path("/proc/self/maps").read_text().splitlines() if str(path) in line]
+
+
+def test_spilled_snapshots_live_in_unlinked_files_and_change_no_bit(spec, store, tmp_path):
+    """With a snapshot directory each step's snapshot is a shared mapping of an unlinked
+    file there (pages the kernel can write back and evict), not anonymous memory; the
+    round's hashes, trace and a bundle's bytes are those of a worker without one."""
+    from agents.training.checkpoint import FlatTensors
+
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    plain = [StageWorker(spec, s, store=store) for s in range(3)]
+    spilled = [StageWorker(spec, s, store=store, snapshot_dir=spill) for s in range(3)]
+    a = InProcessPipeline(plain).train_round(0, 0)
+    b = InProcessPipeline(spilled).train_round(0, 0)
+    assert [(r.state_hash, r.trace_root) for r in a] == [(r.state_hash, r.trace_root) for r in b]
+    logs = spilled[1]._last_round["logs"]
+    assert len(logs) == spec.training.steps_per_round
+    for log in logs.values():
+        assert isinstance(log.snapshot.tensors, FlatTensors)
+        assert state_hash(log.snapshot) == log.params_before
+    maps = _spill_mappings(spill)
+    # One mapping per dtype group of every snapshot (and of the round-end copy).
+    assert len(maps) >= len(logs) * 3 and all(line.endswith("(deleted)") for line in maps)
+    assert list(spill.iterdir()) == []  # nothing on disk by name, even after a crash
+    last = len(a[1].leaves) - 1
+    assert spilled[1].make_audit_bundle([0, last]) == plain[1].make_audit_bundle([0, last])
+
+
+def test_a_spilled_buffer_is_unmapped_with_its_snapshot(tmp_path):
+    """Dropping a snapshot frees its file's space: no mapping outlives it."""
+    import gc
+
+    from agents.training.checkpoint import SpillDir, flat_copy
+
+    spill = SpillDir(tmp_path)
+    live = {"w": torch.randn(300, 7), "b": torch.randn(7), "n": torch.arange(5)}
+    snap = flat_copy(live, spill=spill)
+    assert len(_spill_mappings(tmp_path)) == 2  # one buffer per dtype
+    assert all(torch.equal(snap[k], v) for k, v in live.items())
+    refilled = flat_copy(live, reuse=snap)  # the pool refills the same file-backed pages
+    assert refilled["w"].data_ptr() == snap["w"].data_ptr() and len(_spill_mappings(tmp_path)) == 2
+    del snap, refilled
+    gc.collect()
+    assert _spill_mappings(tmp_path) == []
+
+
+def test_a_bad_snapshot_directory_is_one_clear_error(spec, store, tmp_path):
+    """A missing directory fails the worker at once, before any training; a worker that
+    keeps no snapshots (a replay) does not care."""
+    missing = tmp_path / "no-such-dir"
+    with pytest.raises(CheckpointError, match="no-such-dir does not exist"):
+        StageWorker(spec, 1, store=store, snapshot_dir=missing)
+    afile = tmp_path / "a-file"
+    afile.write_bytes(b"x")
+    with pytest.raises(CheckpointError, match="a-file is not a directory"):
+        StageWorker(spec, 1, store=store, snapshot_dir=afile)
+    StageWorker(spec, 1, store=store, snapshots=False, snapshot_dir=missing)
+    assert not missing.exists()
+
+
+def test_a_full_spill_disk_is_an_error_when_the_snapshot_is_taken(tmp_path):
+    """The whole buffer is reserved up front, so running out of space is a
+    CheckpointError at the copy, never a SIGBUS when a mapped page is written later.
+    (A file-size limit stands in for a full disk, in a child so it binds nothing else.)"""
+    import subprocess
+    import sys
+
+    code = (
+        "import resource, signal, torch\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 16, resource.RLIM_INFINITY))\n"
+        "from agents.training.checkpoint import SpillDir, flat_copy\n"
+        "from agents.training.errors import CheckpointError\n"
+        f"spill = SpillDir({str(tmp_path)!r})\n"
+        "small = flat_copy({'a': torch.ones(100)}, spill=spill)\n"
+        "assert float(small['a'].sum()) == 100.0\n"
+        "try:\n"
+        "    flat_copy({'a': torch.ones(1 << 20)}, spill=spill)\n"
+        "except CheckpointError as exc:\n"
+        "    print('ERROR', exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert "ERROR cannot reserve 4,194,304 bytes for a snapshot in" in out.stdout
+    assert list(tmp_path.iterdir()) == []
