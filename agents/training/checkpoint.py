@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import mmap
 import os
 import tempfile
 from collections.abc import Mapping
@@ -198,10 +197,11 @@ class SpillDir:
     A round keeps one snapshot of the stage state per step until it is audited,
     which at thousands of steps a round is more than RAM. Each buffer here is a
     file, reserved in full up front (`posix_fallocate`: a full disk is a
-    CheckpointError now, never a SIGBUS on a later write), unlinked at once and
-    mapped shared: the kernel writes its pages back and evicts them under memory
-    pressure, reads them in again when a bundle needs them, and frees the space
-    when the buffer is dropped (nothing is left behind, even after a crash).
+    CheckpointError now, never a SIGBUS on a later write), mapped shared and
+    unlinked as soon as it is mapped (no descriptor stays open): the kernel
+    writes its pages back and evicts them under memory pressure, reads them in
+    again when a bundle needs them, and frees the space when the buffer is
+    dropped (nothing is left behind by name).
     The bytes are the provider's own scratch; a bundle built from them is
     hashed and checked against the committed trace like any other. Each buffer
     is one mapping, so `vm.max_map_count` (65,530 by default) bounds how many
@@ -229,16 +229,20 @@ class SpillDir:
                 f"cannot create a snapshot file in {self.path}: {exc.strerror}"
             ) from None
         try:
-            os.unlink(name)
-            os.posix_fallocate(fd, 0, nbytes)
-            buf = mmap.mmap(fd, nbytes)
-        except OSError as exc:
+            try:
+                os.posix_fallocate(fd, 0, nbytes)
+            finally:
+                os.close(fd)
+            # torch maps the file and keeps no descriptor (Python's mmap keeps one per
+            # buffer: a round's thousands of snapshots would exhaust the process's fds).
+            return torch.from_file(name, shared=True, size=numel, dtype=dtype)
+        except (OSError, RuntimeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else str(exc).splitlines()[0]
             raise CheckpointError(
-                f"cannot reserve {nbytes:,} bytes for a snapshot in {self.path}: {exc.strerror}"
+                f"cannot reserve {nbytes:,} bytes for a snapshot in {self.path}: {reason}"
             ) from None
         finally:
-            os.close(fd)
-        return torch.frombuffer(buf, dtype=dtype, count=numel)  # keeps `buf` mapped
+            os.unlink(name)
 
 
 def state_hash(tensors: Mapping[str, torch.Tensor] | StageState) -> str:
