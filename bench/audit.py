@@ -9,9 +9,9 @@ every snapshot of the round is alive, `rss_file_gb_after_round` the file-backed
 pages the kernel may write back and evict. With --snapshot-dir (StageWorker's
 snapshot_dir, TESSERA_SNAPSHOT_DIR for a provider) the audited stage's
 snapshots move from the first to the second; each costs page faults on fresh
-file pages instead of anonymous ones (at --steps 600: 1.85 s of snapshots for
-44.8 s of compute, against 0.39 s for 41.7 s in RAM), so the default stays in
-RAM and `audit_overhead` is measured there.
+file pages instead of anonymous ones (at --steps 600 --trials 50: 1.73 s of
+snapshots for 40.2 s of compute, against 0.39 s for 41.7 s in RAM), so the
+default stays in RAM and `audit_overhead` is measured there.
 
 What runs, all real (torch, the embedded store, the production replay child):
 

@@ -121,14 +121,13 @@ class FlatTensors(Mapping[str, torch.Tensor]):
                 parts = [tensors[n] for n in names]
                 if old is None and spill is None:
                     flat = _flatten(parts)
-                elif old is None:
-                    flat = spill.empty(sum(t.numel() for t in parts), parts[0].dtype)
-                    if all(t.device.type == "cpu" for t in parts):
-                        torch.cat([t.detach().reshape(-1) for t in parts], out=flat)
-                    else:
-                        flat.copy_(_flatten(parts))
-                else:  # the same layout: refill a buffer whose pages are already mapped
-                    flat = torch.cat([t.detach().reshape(-1) for t in parts], out=old[i])
+                else:  # into a buffer given: a pooled one (same layout) or a file-backed one
+                    flat = (
+                        old[i]
+                        if old is not None
+                        else spill.empty(sum(t.numel() for t in parts), parts[0].dtype)
+                    )
+                    _fill(flat, parts)
                 self._groups.append((names, [t.shape for t in parts], flat))
         self._views: dict[str, torch.Tensor] | None = None
 
@@ -175,6 +174,14 @@ def _flatten(parts: list[torch.Tensor]) -> torch.Tensor:
     from torch._utils import _flatten_dense_tensors
 
     return _flatten_dense_tensors(parts).to("cpu")  # a new buffer either way
+
+
+def _fill(flat: torch.Tensor, parts: list[torch.Tensor]) -> None:
+    """Write `parts` back to back into the CPU buffer `flat` (one C++ call from CPU)."""
+    if all(t.device.type == "cpu" for t in parts):
+        torch.cat([t.detach().reshape(-1) for t in parts], out=flat)
+    else:  # a device state: one flat copy on the device, then one transfer
+        flat.copy_(_flatten(parts))
 
 
 def flat_copy(
