@@ -29,8 +29,9 @@ Printed, one `name value` line each:
   step_time_ray_pipeline_s / step_time_single_process_<n>threads_s / step_time_ray_ratio
       4 Ray actors x 1 thread vs one process with n = min(4, cores) threads
   ray_actor_cpu_per_step_s, ray_driver_cpu_per_step_s, ray_call_cpu_s,
-  ray_calls_per_step, gpipe_utilisation_bound
-      what bounds the Ray step on these cores (printed with the bound they give)
+  ray_calls_per_round, schedule_utilisation_bound
+      what bounds the Ray step on these cores (printed with the bound they give):
+      one actor call per stage and round, the payloads over the stages' links
   replay_bitwise   every leaf of a published round of the main setting,
       replayed from its audit bundle in a fresh worker, matches bitwise
 then a table of ratio vs loss gap per setting, and loss.png of the curves.
@@ -39,11 +40,11 @@ The step-time comparison is its own workload (--timing-*): the same 4-stage
 model for both sides, seq_len 64, batch 64 in 4 micro-batches of 16 rows
 (1,024 tokens each), rounds of 10 steps. A pipeline stage pays per step for
 what makes it verifiable (hash of its whole state, a snapshot for audits,
-trace leaves) and a fixed dispatch cost per call (codec, payload hash, Ray's
-call); compute grows with tokens and those do not, so a step of a few hundred
+trace leaves) and a fixed dispatch cost per call (codec, payload hash, the
+hop); compute grows with tokens and those do not, so a step of a few hundred
 tokens measures the bookkeeping rather than the training. With 4
-micro-batches the GPipe schedule of 4 stages can keep 2 cores busy 89% of a
-step (2 micro-batches: 80%; `gpipe_utilisation`). The single process
+micro-batches the actors' schedule of 4 stages can keep 2 cores busy at best
+86% of a step (`schedule_utilisation`, lower stages served first). The single process
 accumulates the very same micro-batches (the arithmetic the pipeline must
 equal), so both sides run the same forward and backward passes.
 """
@@ -280,14 +281,20 @@ def _time_in_process(spec: JobSpec, store, reps: int) -> dict[str, float]:
     return {k: statistics.median(r[i] for r in rows) for i, k in enumerate(keys)}
 
 
-def gpipe_utilisation(stages: int, micro_batches: int, cores: int, backward: float = 2.0) -> float:
-    """Best busy fraction of `cores` for one GPipe step (forward 1, backward `backward`
-    time units per stage and micro-batch; a stage runs one task at a time, in the
-    worker's order), list-scheduled greedily: the bubble the schedule leaves."""
+def schedule_utilisation(
+    stages: int, micro_batches: int, cores: int, backward: float = 2.0
+) -> float:
+    """Best busy fraction of `cores` for one step of the Ray actors' schedule (forward 1,
+    backward `backward` time units per stage and micro-batch; each stage runs its
+    tasks one at a time in `stage_order`), list-scheduled greedily, lower stages
+    first: the bubble the schedule leaves."""
     import heapq
 
+    from agents.training.links import FORWARD
+    from agents.training.pipeline import stage_order
+
     queues = {
-        s: [("F", s, m) for m in range(micro_batches)] + [("B", s, m) for m in range(micro_batches)]
+        s: [("F" if k == FORWARD else "B", s, m) for k, m in stage_order(s, stages, micro_batches)]
         for s in range(stages)
     }
     done: set = set()
@@ -378,8 +385,8 @@ def _time_ray(spec: JobSpec, store, store_dir: Path, reps: int) -> dict[str, flo
         cores=cores,
         call_wall=call_wall,
         call_cpu=call_driver + call_actor,
-        calls_per_step=spec.num_stages * (2 * m + 1),
-        utilisation=gpipe_utilisation(spec.num_stages, m, cores),
+        calls_per_round=spec.num_stages,
+        utilisation=schedule_utilisation(spec.num_stages, m, cores),
     )
     return out
 
@@ -562,8 +569,8 @@ def main(argv: list[str] | None = None) -> int:
             ("ray_actor_cpu_per_step_s", f"{ray_t['actor_cpu']:.4f}"),
             ("ray_driver_cpu_per_step_s", f"{ray_t['driver_cpu']:.4f}"),
             ("ray_call_cpu_s", f"{ray_t['call_cpu']:.5f}"),
-            ("ray_calls_per_step", f"{ray_t['calls_per_step']}"),
-            ("gpipe_utilisation_bound", f"{ray_t['utilisation']:.3f}"),
+            ("ray_calls_per_round", f"{ray_t['calls_per_round']}"),
+            ("schedule_utilisation_bound", f"{ray_t['utilisation']:.3f}"),
         ]
     lines.append(("replay_bitwise", "ok" if replay_ok else "fail"))
     for name, value in lines:
@@ -583,9 +590,9 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"# ray: the CPU its actors and driver burn per step, spread over {ray_t['cores']} "
             f"cores at the schedule's best utilisation, allows no step under {bound:.4f} s "
-            f"({bound / ray_t['single']:.3f}x); Ray's own share: {ray_t['calls_per_step']} calls "
-            f"x {ray_t['call_cpu'] * 1e3:.2f} ms CPU = "
-            f"{ray_t['calls_per_step'] * ray_t['call_cpu']:.4f} s a step"
+            f"({bound / ray_t['single']:.3f}x); Ray's own share: {ray_t['calls_per_round']} "
+            f"calls a round x {ray_t['call_cpu'] * 1e3:.2f} ms CPU (the payloads cross the "
+            "stages' own links)"
         )
 
     print(

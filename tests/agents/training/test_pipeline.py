@@ -6,12 +6,13 @@ import pytest
 import torch
 
 from agents.lineage.documents import RoundRecord
-from agents.spec import DeterminismConfig
+from agents.spec import DeterminismConfig, TrainingConfig
 from agents.training.audit import check_boundaries
 from agents.training.baseline import train_baseline
 from agents.training.checkpoint import state_from_bytes
 from agents.training.errors import DeterminismError, PipelineError
 from agents.training.hashing import ZERO_HASH
+from agents.training.links import LinkClosed
 from agents.training.pipeline import InProcessPipeline, RayPipeline
 from agents.training.traces import trace_tree
 from agents.training.worker import StageWorker
@@ -134,4 +135,55 @@ def test_ray_pipeline_is_bitwise_identical_to_in_process(
     assert local.generate(b"Tessera ", 12) == remote.generate(b"Tessera ", 12)
     assert len(remote.generate(b"ab", 5, temperature=1.0, seed=3)) == 7
     for actor in actors:
+        ray_cluster.kill(actor)
+
+
+def test_a_failing_stage_ends_the_round_everywhere_with_its_own_error(
+    ray_cluster, spec_factory, store, tmp_path
+):
+    """The last stage's store lacks the dataset: its error is the one raised, at once;
+    the stages waiting on it only saw their links close."""
+    import time
+
+    from agents.training.pipeline import StageActor
+
+    spec = spec_factory(training=TrainingConfig(batch_size=4, micro_batches=2, steps_per_round=50))
+    stores = [str(tmp_path / "store")] * 2 + [str(tmp_path / "elsewhere")]
+    actors = [StageActor.remote(spec, s, store=stores[s], num_threads=1) for s in range(3)]
+    pipe = RayPipeline(actors, link_timeout=300)
+    t0 = time.monotonic()
+    with pytest.raises(Exception) as info:
+        pipe.train_round(job_id=1, round=0)
+    assert time.monotonic() - t0 < 60  # not the links' 300 s timeout
+    assert not isinstance(getattr(info.value, "cause", None), LinkClosed)
+    assert spec.dataset in str(info.value)
+    # A failed actor refuses to go on from a half-applied round.
+    with pytest.raises(Exception, match="restart this actor from a checkpoint"):
+        pipe.train_round(job_id=1, round=0)
+    for actor in actors:
+        ray_cluster.kill(actor)
+
+
+def test_a_stage_killed_mid_round_fails_the_round_promptly(ray_cluster, spec_factory, tmp_path):
+    import threading
+    import time
+
+    from agents.training.pipeline import StageActor
+
+    spec = spec_factory(
+        training=TrainingConfig(batch_size=4, micro_batches=2, steps_per_round=2000)
+    )
+    actors = [
+        StageActor.remote(spec, s, store=str(tmp_path / "store"), num_threads=1) for s in range(3)
+    ]
+    pipe = RayPipeline(actors, link_timeout=300)
+    pipe._link()
+    killer = threading.Timer(3.0, ray_cluster.kill, args=(actors[1],))
+    killer.start()
+    t0 = time.monotonic()
+    with pytest.raises(ray_cluster.exceptions.RayActorError):
+        pipe.train_round(job_id=1, round=0)
+    assert 3.0 <= time.monotonic() - t0 < 60  # the neighbours saw the link drop, not a timeout
+    killer.join()
+    for actor in (actors[0], actors[2]):
         ray_cluster.kill(actor)
