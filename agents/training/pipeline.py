@@ -12,9 +12,10 @@ change inside a step, so how forwards and backwards interleave changes no bit
   alive (in one process GPipe's order, holding all of them, cost 13% more
   CPU at 2,048-token micro-batches).
 - `RayPipeline` makes ONE call per stage and round (`run_round`): each actor
-  runs its own steps in the one-forward-one-backward order (`stage_order`:
-  stage s holds at most K - s micro-batches' activations, GPipe's bubble) and
-  hands its payloads straight to its neighbours over `agents.training.links`
+  runs its own steps in GPipe's order (`links.stage_order`, which says why
+  not one-forward-one-backward), so stage s works on micro-batch m+1 while
+  stage s+1 works on m, and hands its payloads straight to its neighbours
+  over `agents.training.links`
   (TCP between the actors, a safetensors payload per frame, blocking while it
   waits). The driver only links the stages and collects the round results.
   Making every forward and backward an actor call instead cost about a
@@ -35,7 +36,7 @@ import torch
 
 from agents.training.data import DataSource
 from agents.training.errors import DeterminismError, PipelineError
-from agents.training.links import BACKWARD, FORWARD, LinkClosed, StageLinks, new_token
+from agents.training.links import LinkClosed, StageLinks, new_token, stage_order
 from agents.training.worker import StageRoundResult, StageWorker
 
 
@@ -266,21 +267,18 @@ class StageActorShell:
         try:
             self.begin_round(job_id, round)
             w = self.worker  # a host restarts its round from a fresh worker
-            order = stage_order(w.stage, w.spec.num_stages, w.micro_batches)
-            for step in range(w.spec.training.steps_per_round):
-                for kind, mb in order:
-                    if kind == FORWARD:
-                        x = links.up.receive(FORWARD, step, mb) if links.up else None
-                        batch = data.micro_batch(job_id, round, step, mb) if edge else None
-                        y = self._call(w.forward, step, mb, x, batch=batch)
-                        if links.down:
-                            links.down.send(FORWARD, step, mb, y)
-                    else:
-                        g = links.down.receive(BACKWARD, step, mb) if links.down else None
-                        gx = self._call(w.backward, step, mb, g)
-                        if links.up:
-                            links.up.send(BACKWARD, step, mb, gx)
-                self.step(step)
+
+            def forward(step: int, mb: int, x: Any) -> Any:
+                batch = data.micro_batch(job_id, round, step, mb) if edge else None
+                return self._call(w.forward, step, mb, x, batch=batch)
+
+            links.run_steps(
+                stage_order(w.stage, w.spec.num_stages, w.micro_batches),
+                w.spec.training.steps_per_round,
+                forward,
+                lambda step, mb, g: self._call(w.backward, step, mb, g),
+                self.step,
+            )
             return self.end_round() if with_state else self.end_round(with_state=False)
         except BaseException as exc:
             self.close_links()
@@ -334,25 +332,6 @@ def __getattr__(name: str) -> Any:
     if name == "StageActor":
         return _stage_actor()
     raise AttributeError(name)
-
-
-def stage_order(stage: int, num_stages: int, micro_batches: int) -> list[tuple[int, int]]:
-    """The (kind, micro-batch) order stage `stage` of `num_stages` runs a step in.
-
-    One forward, one backward (PipeDream-flush, Megatron's schedule): after
-    K - s - 1 warm-up forwards a stage alternates, so the last stage runs each
-    micro-batch's backward right after its forward, while the activations are
-    still in cache, and no stage holds more than K - s micro-batches. The
-    bubble is GPipe's; the bits are those of any other valid order."""
-    warm = min(num_stages - stage - 1, micro_batches)
-    order = [(FORWARD, m) for m in range(warm)]
-    f = warm
-    for b in range(micro_batches):
-        if f < micro_batches:
-            order.append((FORWARD, f))
-            f += 1
-        order.append((BACKWARD, b))
-    return order
 
 
 def _root_cause(errors: list[Exception]) -> Exception:

@@ -16,8 +16,8 @@ from agents.training.links import (
     LinkClosed,
     StageLinks,
     new_token,
+    stage_order,
 )
-from agents.training.pipeline import stage_order
 from agents.transport.frames import FrameError
 
 
@@ -145,16 +145,60 @@ def test_garbage_and_huge_frames_are_refused_without_unpickling():
 
 
 @pytest.mark.parametrize("stages,micro_batches", [(4, 4), (3, 2), (2, 6), (4, 1)])
-def test_each_stage_order_is_one_f_one_b_and_keeps_the_worker_rules(stages, micro_batches):
-    """Every micro-batch forward then backward, each kind in micro-batch order, and a
-    stage holds at most as many micro-batches as stages after it (plus the one it runs)."""
+def test_each_stage_order_keeps_the_worker_rules(stages, micro_batches):
+    """Each kind in micro-batch order, every backward after its forward."""
     for s in range(stages):
         order = stage_order(s, stages, micro_batches)
         assert [m for k, m in order if k == FORWARD] == list(range(micro_batches))
         assert [m for k, m in order if k == BACKWARD] == list(range(micro_batches))
-        live = peak = 0
-        for kind, _ in order:
-            live += 1 if kind == FORWARD else -1
-            peak = max(peak, live)
-        assert peak == min(stages - s, micro_batches)
-    assert stage_order(stages - 1, stages, micro_batches)[:2] == [(FORWARD, 0), (BACKWARD, 0)]
+        for m in range(micro_batches):
+            assert order.index((FORWARD, m)) < order.index((BACKWARD, m))
+
+
+def test_payloads_larger_than_the_socket_buffers_never_deadlock_the_schedule():
+    """Four stages on threads run the real step loop with 24 MB payloads both ways
+    (uncompressed activations of a large model): every send blocks until its
+    receiver reads, so a schedule in which two neighbours can both be sending
+    to each other would hang here until the timeout."""
+    stages, micro_batches, steps, n = 4, 4, 2, 6 * 2**20
+    token = new_token()
+    links = [StageLinks(s, "127.0.0.1") for s in range(stages)]
+    seen: dict[int, list] = {s: [] for s in range(stages)}
+    errors: list[BaseException] = []
+
+    def stage(s: int) -> None:
+        try:
+            down = links[s + 1].address if s + 1 < stages else None
+            links[s].join(down, token, has_upstream=s > 0, timeout=20.0)
+            links[s].run_steps(
+                stage_order(s, stages, micro_batches),
+                steps,
+                lambda step, mb, x: (
+                    seen[s].append(("F", step, mb, None if x is None else float(x[0])))
+                    or torch.full((n,), s + mb)
+                ),
+                lambda step, mb, g: (
+                    seen[s].append(("B", step, mb, None if g is None else float(g[0])))
+                    or torch.full((n,), -s - mb)
+                ),
+                lambda step: seen[s].append(("S", step)),
+            )
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            links[s].close()
+
+    threads = [threading.Thread(target=stage, args=(s,)) for s in range(stages)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    assert not any(t.is_alive() for t in threads)
+    for s in range(stages):
+        got = [e for e in seen[s] if e[0] == "F" and e[1] == 1]
+        assert [e[3] for e in got] == [None if s == 0 else float(s - 1 + m) for m in range(4)]
+        back = [e for e in seen[s] if e[0] == "B" and e[1] == 1]
+        want = [None if s == stages - 1 else float(-(s + 1) - m) for m in range(4)]
+        assert [e[3] for e in back] == want
+        assert [e for e in seen[s] if e[0] == "S"] == [("S", 0), ("S", 1)]
