@@ -31,7 +31,7 @@ Printed, one `name value` line each:
   ray_actor_cpu_per_step_s, ray_driver_cpu_per_step_s, ray_call_cpu_s,
   ray_calls_per_round, schedule_utilisation_bound
       what bounds the Ray step on these cores (printed with the bound they give):
-      one actor call per stage and round, the payloads over the stages' links
+      one actor call per stage and step, the payloads over the stages' links
   replay_bitwise   every leaf of a published round of the main setting,
       replayed from its audit bundle in a fresh worker, matches bitwise
 then a table of ratio vs loss gap per setting, and loss.png of the curves.
@@ -395,7 +395,7 @@ def _time_ray(spec: JobSpec, store, store_dir: Path, reps: int) -> dict[str, flo
         cores=cores,
         call_wall=call_wall,
         call_cpu=call_driver + call_actor,
-        calls_per_round=spec.num_stages,
+        calls_per_round=spec.num_stages * n,
         utilisation=schedule_utilisation(spec.num_stages, m, cores),
     )
     return out

@@ -219,15 +219,15 @@ class StageLinks:
     def run_steps(
         self,
         order: list[tuple[int, int]],
-        steps: int,
+        steps: range,
         forward: Callable[[int, int, Any], Any],
         backward: Callable[[int, int, Any], Any],
         step: Callable[[int], None],
     ) -> None:
-        """Run `steps` steps in `order`: receive each input from the neighbour that
-        sends it, compute, send the output on; then `step(step)`."""
+        """Run `steps` in `order`: receive each input from the neighbour that sends
+        it, compute, send the output on; then `step(step)`."""
         up, down = self.up, self.down
-        for s in range(steps):
+        for s in steps:
             for kind, mb in order:
                 if kind == FORWARD:
                     x = up.receive(FORWARD, s, mb) if up else None

@@ -11,13 +11,14 @@ change inside a step, so how forwards and backwards interleave changes no bit
   backward, as a single process does: only one micro-batch's activations are
   alive (in one process GPipe's order, holding all of them, cost 13% more
   CPU at 2,048-token micro-batches).
-- `RayPipeline` makes ONE call per stage and round (`run_round`): each actor
+- `RayPipeline` makes ONE call per stage and step (`run_steps`): each actor
   runs its own steps in GPipe's order (`links.stage_order`, which says why
   not one-forward-one-backward), so stage s works on micro-batch m+1 while
   stage s+1 works on m, and hands its payloads straight to its neighbours
   over `agents.training.links`
   (TCP between the actors, a safetensors payload per frame, blocking while it
-  waits). The driver only links the stages and collects the round results.
+  waits). The driver only links the stages, starts each step and collects
+  the round results; between steps a host answers its provider's calls.
   Making every forward and backward an actor call instead cost about a
   millisecond of Ray's CPU per call, 36 calls a step on the bench's 4 stages
   of 4 micro-batches: a fifth of the actors' CPU, plus the driver's.
@@ -253,20 +254,34 @@ class StageActorShell:
             self._links.close()
             self._links = None
 
-    def run_round(
-        self, job_id: int, round: int, with_state: bool = True, data: DataSource | None = None
-    ) -> StageRoundResult:
-        """Train a whole round in `stage_order`, payloads over the joined links.
+    def run_steps(
+        self,
+        job_id: int,
+        round: int,
+        start: int,
+        count: int,
+        with_state: bool = True,
+        data: DataSource | None = None,
+    ) -> StageRoundResult | None:
+        """Train steps start..start+count-1 of a round in `stage_order`, payloads over
+        the joined links; step 0 begins the round and the last step ends it (and
+        returns its result).
 
-        On any failure the links close (so the neighbours stop too) and the
-        round counts as failed (see `begin_round`)."""
+        The driver calls this a step at a time, so the provider's own calls (a
+        status, an audit bundle while a challenge window runs) wait one step at
+        most, never a round. On any failure the links close (so the neighbours
+        stop too) and the round counts as failed (see `begin_round`)."""
         links, w = self._links, self.worker
         if links is None or (links.up is None) != w.is_first or (links.down is None) != w.is_last:
-            raise PipelineError(f"stage {w.stage}: run_round before its links were joined")
+            raise PipelineError(f"stage {w.stage}: run_steps before its links were joined")
         edge = (w.is_first or w.is_last) and data is not None
+        steps_per_round = w.spec.training.steps_per_round
         try:
-            self.begin_round(job_id, round)
-            w = self.worker  # a host restarts its round from a fresh worker
+            if start == 0:
+                self.begin_round(job_id, round)
+                w = self.worker  # a host restarts its round from a fresh worker
+            elif self._failure is not None:
+                raise self._failure
 
             def forward(step: int, mb: int, x: Any) -> Any:
                 batch = data.micro_batch(job_id, round, step, mb) if edge else None
@@ -274,11 +289,13 @@ class StageActorShell:
 
             links.run_steps(
                 stage_order(w.stage, w.spec.num_stages, w.micro_batches),
-                w.spec.training.steps_per_round,
+                range(start, min(start + count, steps_per_round)),
                 forward,
                 lambda step, mb, g: self._call(w.backward, step, mb, g),
                 self.step,
             )
+            if start + count < steps_per_round:
+                return None
             return self.end_round() if with_state else self.end_round(with_state=False)
         except BaseException as exc:
             self.close_links()
@@ -346,12 +363,17 @@ def _root_cause(errors: list[Exception]) -> Exception:
 class RayPipeline:
     """Drives StageActor handles (one per provider) without a driver round-trip per hop."""
 
-    def __init__(self, actors: Sequence[Any], *, link_timeout: float = 600.0) -> None:
+    def __init__(
+        self, actors: Sequence[Any], *, link_timeout: float = 600.0, steps_per_call: int = 1
+    ) -> None:
         import ray
 
+        if steps_per_call < 1:
+            raise PipelineError("steps_per_call must be at least 1")
         self._ray = ray
         self.actors = list(actors)
         self.link_timeout = link_timeout
+        self.steps_per_call = steps_per_call
         self._linked = False
         info = ray.get([a.describe.remote() for a in self.actors])
         _check_stages([i["stage"] for i in info], [i["num_stages"] for i in info])
@@ -363,23 +385,36 @@ class RayPipeline:
     def train_round(
         self, job_id: int, round: int, data: DataSource | None = None, *, with_state: bool = True
     ) -> list[StageRoundResult]:
-        """Train one round: one call per stage, payloads over the stages' own links.
+        """Train one round: a call per stage and step, payloads over the stages' own links.
 
         `with_state=False` keeps each stage's checkpoint bytes in its actor. A
         failed round raises the error of the stage that failed first (the
         others only saw their links close) and relinks on the next call."""
-        ray = self._ray
         last = len(self.actors) - 1
         if not self._linked:
             self._link()
-        refs = [
-            a.run_round.remote(job_id, round, with_state, data if s in (0, last) else None)
-            for s, a in enumerate(self.actors)
-        ]
+        results: list = []
+        for start in range(0, self.steps_per_round, self.steps_per_call):
+            results = self._gather(
+                [
+                    a.run_steps.remote(
+                        job_id,
+                        round,
+                        start,
+                        self.steps_per_call,
+                        with_state,
+                        data if s in (0, last) else None,
+                    )
+                    for s, a in enumerate(self.actors)
+                ]
+            )
+        return results
+
+    def _gather(self, refs: list) -> list:
         results, errors = [], []
         for ref in refs:
             try:
-                results.append(ray.get(ref))
+                results.append(self._ray.get(ref))
             except Exception as exc:
                 errors.append(exc)
         if errors:

@@ -172,7 +172,7 @@ def test_payloads_larger_than_the_socket_buffers_never_deadlock_the_schedule():
             links[s].join(down, token, has_upstream=s > 0, timeout=20.0)
             links[s].run_steps(
                 stage_order(s, stages, micro_batches),
-                steps,
+                range(steps),
                 lambda step, mb, x: (
                     seen[s].append(("F", step, mb, None if x is None else float(x[0])))
                     or torch.full((n,), s + mb)
