@@ -300,8 +300,7 @@ def _list_schedule(
 ) -> float:
     import heapq
 
-    from agents.training.links import FORWARD
-    from agents.training.pipeline import stage_order
+    from agents.training.links import FORWARD, stage_order
 
     queues = {
         s: [("F" if k == FORWARD else "B", s, m) for k, m in stage_order(s, stages, micro_batches)]
