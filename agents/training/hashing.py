@@ -26,12 +26,24 @@ if sys.byteorder != "little":  # pragma: no cover - no such build machine exists
     raise ImportError("tensor hashes need a little-endian host")
 
 
+_DTYPE_TAGS: dict[torch.dtype, bytes] = {}
+
+
 def _update_tensor(h: hashlib._Hash, t: torch.Tensor) -> None:
-    t = t.detach().to("cpu").contiguous()
-    dtype = str(t.dtype).removeprefix("torch.").encode()
-    h.update(struct.pack("<I", len(dtype)) + dtype)
-    h.update(struct.pack("<I", t.dim()))
-    h.update(b"".join(struct.pack("<Q", n) for n in t.shape))
+    # Payloads are small and hashed several times a micro-batch: only the
+    # conversions a tensor needs, and its header in one update.
+    if t.requires_grad:
+        t = t.detach()
+    if t.device.type != "cpu":
+        t = t.cpu()
+    if not t.is_contiguous():
+        t = t.contiguous()
+    tag = _DTYPE_TAGS.get(t.dtype)
+    if tag is None:
+        name = str(t.dtype).removeprefix("torch.").encode()
+        tag = _DTYPE_TAGS[t.dtype] = struct.pack("<I", len(name)) + name
+    # dtype | ndim (u32) | shape (u64 each): struct's "<" packs with no padding.
+    h.update(tag + struct.pack(f"<I{t.dim()}Q", t.dim(), *t.shape))
     # uint8 view works for every dtype (bfloat16 included), unlike .numpy();
     # hashlib reads the array's buffer in place (no copy) and drops the GIL.
     h.update(t.reshape(-1).view(torch.uint8).numpy())

@@ -8,7 +8,8 @@ together are exactly `GPT(cfg, seed)`.
 
 With the subspace codec (`reembed=True`) a stage after the first also holds
 its own learned token + position embedding, `reembed`, added to the hidden
-state it receives (`receive`). The boundary carries the tokens anyway, so it
+state it receives (the codec adds it to its anchor's tables:
+`BoundaryCodec.hidden_of`). The boundary carries the tokens anyway, so it
 costs no bytes; it gives the stage back a learned high-rank view of each
 token, which the rank-r bottleneck otherwise keeps from every stage but the
 first (bench/pipeline.py's model, r8 int4, seq_len 64, 500 steps: held-out
@@ -66,14 +67,6 @@ class StageModule(nn.Module):
         self.blocks = nn.ModuleDict({str(i): Block(cfg, seed, i) for i in range(*self.layers)})
         self.head = Head(cfg, seed) if self.is_last else None
         self.reembed = Embedding(cfg, seed, f"reembed.{stage}") if reembed and stage else None
-
-    def receive(
-        self, hidden: torch.Tensor, tokens: torch.Tensor | None, start: int = 0
-    ) -> torch.Tensor:
-        """The hidden state this stage runs on, from the one it received (see module doc)."""
-        if self.reembed is None:
-            return hidden
-        return hidden + self.reembed.at(tokens.to(hidden.device), start)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Token ids (stage 0) or hidden states -> hidden states, or logits on the last stage."""

@@ -542,7 +542,7 @@ class StageWorker:
     ) -> torch.Tensor:
         """The hidden state a stage runs on, from received features: training, inference
         and cached decoding all go through here, so they cross the same boundary."""
-        return self.module.receive(self.codec.hidden_of(features, tokens, start), tokens, start)
+        return self.codec.hidden_of(features, tokens, start, self.module.reembed)
 
     def _step_snapshot(self) -> StageState | None:
         """The state this step starts from, for its audit bundle: one flat copy (two
