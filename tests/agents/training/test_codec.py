@@ -232,3 +232,52 @@ def test_receiving_stages_learn_their_own_token_embedding(spec_factory, store):
     assert not torch.equal(workers[1].infer(payload)["q"], out["q"])
     dense = spec_factory(compression="none")
     assert not any("reembed" in k for k in StageWorker(dense, 1, store=store).state_tensors())
+
+
+@pytest.mark.parametrize("bits", [2, 4, 8])
+def test_wire_codes_are_little_end_first_in_every_byte(bits):
+    """The packed layout the module documents, checked against shifts and masks
+    written out here: code j of a byte sits at bits [bits*j, bits*(j+1)), every
+    byte value decodes to its codes minus the centre, and packing those codes
+    gives the byte back."""
+    from agents.training.compression import _centre, _dequantise, _pack
+
+    per_byte = 8 // bits
+    every = torch.arange(256, dtype=torch.uint8).reshape(256, 1)
+    mask = (1 << bits) - 1
+    codes = torch.tensor(
+        [[(b >> (bits * j)) & mask for j in range(per_byte)] for b in range(256)],
+        dtype=torch.float32,
+    )
+    levels = _dequantise(every, torch.ones(per_byte), bits, per_byte)
+    assert torch.equal(levels, codes - _centre(bits))
+    assert torch.equal(_pack(codes, bits), every)
+    # A scale multiplies each channel's levels, and only its own.
+    scale = torch.arange(1, per_byte + 1, dtype=torch.float32)
+    assert torch.equal(_dequantise(every, scale, bits, per_byte), (codes - _centre(bits)) * scale)
+
+
+def test_the_receivers_reembedding_is_added_to_the_anchor():
+    """hidden_of(c, tokens, start, E) = A(tokens) + E(tokens, start) + c @ U^T, and the
+    gradient flows into c and E's tables (not into the fixed anchor)."""
+    from agents.training.model import Embedding
+
+    codec = _codec(rank=8)
+    emb = Embedding(MODEL, seed=5, part="reembed.1")
+    tokens = torch.randint(0, 256, (2, 16))
+    coords = torch.randn(2, 16, 8, requires_grad=True)
+    for start in (0, 7):
+        plain = codec.hidden_of(coords, tokens, start)
+        both = codec.hidden_of(coords, tokens, start, emb)
+        assert torch.allclose(both, plain + emb.at(tokens, start), atol=1e-6)
+    g = torch.randn(2, 16, 128)
+    codec.hidden_of(coords, tokens, 7, emb).backward(g)
+    assert torch.allclose(coords.grad, g @ codec.basis, atol=1e-5)
+    want_pos = torch.zeros_like(emb.pos.weight)
+    want_pos[7:23] = g.sum(0)
+    assert torch.allclose(emb.pos.weight.grad, want_pos, atol=1e-5)
+    want_tok = torch.zeros_like(emb.tok.weight).index_add_(
+        0, tokens.reshape(-1), g.reshape(-1, 128)
+    )
+    assert torch.allclose(emb.tok.weight.grad, want_tok, atol=1e-5)
+    assert not codec.basis.requires_grad
