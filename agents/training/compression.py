@@ -44,6 +44,7 @@ independent of the others, so cached, full-window and training agree.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 
@@ -141,12 +142,8 @@ def _quantise(
 def _dequantise(packed: torch.Tensor, scale: torch.Tensor, bits: int, k: int) -> torch.Tensor:
     # One gather from a 256-entry table of every byte's (code - centre) values:
     # the same float32 values as unpacking, centring and converting code by code.
-    levels = F.embedding(packed.to(torch.int64), _levels(bits).to(packed.device))
+    levels = F.embedding(packed.to(torch.int64), _levels(bits, packed.device))
     return levels.reshape(*packed.shape[:-1], k).mul_(scale.to(torch.float32))
-
-
-_PLACES: dict[int, torch.Tensor] = {}
-_LEVELS: dict[int, torch.Tensor] = {}
 
 
 def _pack(codes: torch.Tensor, bits: int) -> torch.Tensor:
@@ -158,22 +155,26 @@ def _pack(codes: torch.Tensor, bits: int) -> torch.Tensor:
     per_byte = 8 // bits
     if per_byte == 1:
         return codes.to(torch.uint8)
-    if bits not in _PLACES:
-        _PLACES[bits] = torch.tensor([float(1 << (bits * j)) for j in range(per_byte)])
     grouped = codes.reshape(*codes.shape[:-1], codes.shape[-1] // per_byte, per_byte)
-    return torch.matmul(grouped, _PLACES[bits]).to(torch.uint8)
+    return torch.matmul(grouped, _places(bits, codes.device)).to(torch.uint8)
 
 
-def _levels(bits: int) -> torch.Tensor:
-    """(256, 8 // bits) float32: the centred level of each code of each byte value."""
-    if bits not in _LEVELS:
-        per_byte, mask = 8 // bits, (1 << bits) - 1
-        rows = [
-            [float((b >> (bits * j)) & mask) - _centre(bits) for j in range(per_byte)]
-            for b in range(256)
-        ]
-        _LEVELS[bits] = torch.tensor(rows, dtype=torch.float32)
-    return _LEVELS[bits]
+@functools.cache
+def _places(bits: int, device: torch.device) -> torch.Tensor:
+    """(8 // bits,) float32 on `device`: the place value 2**(bits*j) of code j in a byte."""
+    return torch.tensor([float(1 << (bits * j)) for j in range(8 // bits)], device=device)
+
+
+@functools.cache
+def _levels(bits: int, device: torch.device) -> torch.Tensor:
+    """(256, 8 // bits) float32 on `device`: the centred level of each code of each byte
+    value (built once per device, not copied per call)."""
+    per_byte, mask = 8 // bits, (1 << bits) - 1
+    rows = [
+        [float((b >> (bits * j)) & mask) - _centre(bits) for j in range(per_byte)]
+        for b in range(256)
+    ]
+    return torch.tensor(rows, dtype=torch.float32, device=device)
 
 
 def _int8_encode(x: torch.Tensor) -> Payload:

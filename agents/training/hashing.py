@@ -11,6 +11,7 @@ The encoding is fixed here and nowhere else:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import struct
 import sys
@@ -26,7 +27,11 @@ if sys.byteorder != "little":  # pragma: no cover - no such build machine exists
     raise ImportError("tensor hashes need a little-endian host")
 
 
-_DTYPE_TAGS: dict[torch.dtype, bytes] = {}
+@functools.cache
+def _dtype_tag(dtype: torch.dtype) -> bytes:
+    """A dtype's part of a tensor's header: its name's length (u32) and the name."""
+    name = str(dtype).removeprefix("torch.").encode()
+    return struct.pack("<I", len(name)) + name
 
 
 def _update_tensor(h: hashlib._Hash, t: torch.Tensor) -> None:
@@ -38,12 +43,8 @@ def _update_tensor(h: hashlib._Hash, t: torch.Tensor) -> None:
         t = t.cpu()
     if not t.is_contiguous():
         t = t.contiguous()
-    tag = _DTYPE_TAGS.get(t.dtype)
-    if tag is None:
-        name = str(t.dtype).removeprefix("torch.").encode()
-        tag = _DTYPE_TAGS[t.dtype] = struct.pack("<I", len(name)) + name
     # dtype | ndim (u32) | shape (u64 each): struct's "<" packs with no padding.
-    h.update(tag + struct.pack(f"<I{t.dim()}Q", t.dim(), *t.shape))
+    h.update(_dtype_tag(t.dtype) + struct.pack(f"<I{t.dim()}Q", t.dim(), *t.shape))
     # uint8 view works for every dtype (bfloat16 included), unlike .numpy();
     # hashlib reads the array's buffer in place (no copy) and drops the GIL.
     h.update(t.reshape(-1).view(torch.uint8).numpy())

@@ -266,6 +266,7 @@ def test_the_receivers_reembedding_is_added_to_the_anchor():
     emb = Embedding(MODEL, seed=5, part="reembed.1")
     tokens = torch.randint(0, 256, (2, 16))
     coords = torch.randn(2, 16, 8, requires_grad=True)
+    anchor = (codec._anchor_tok.clone(), codec._anchor_pos.clone())
     for start in (0, 7):
         plain = codec.hidden_of(coords, tokens, start)
         both = codec.hidden_of(coords, tokens, start, emb)
@@ -280,4 +281,6 @@ def test_the_receivers_reembedding_is_added_to_the_anchor():
         0, tokens.reshape(-1), g.reshape(-1, 128)
     )
     assert torch.allclose(emb.tok.weight.grad, want_tok, atol=1e-5)
-    assert not codec.basis.requires_grad
+    # The fixed anchor is neither trained nor changed in place by the sum.
+    assert torch.equal(codec._anchor_tok, anchor[0]) and torch.equal(codec._anchor_pos, anchor[1])
+    assert codec._anchor_tok.grad is None and not codec.basis.requires_grad
