@@ -118,17 +118,22 @@ def test_malformed_payloads_are_compression_errors():
     codec = _codec(rank=8)
     tokens = torch.randint(0, 256, (2, 16))
     good = codec.encode_forward(torch.randn(2, 16, 8), tokens)
+    one_nan = good["scale"].clone()
+    one_nan[5] = float("nan")
+    # Each malformed payload is refused for its own reason (the message says which).
     cases = {
-        "keys": {k: v for k, v in good.items() if k != "tokens"},
-        "codes": dict(good, q=good["q"].to(torch.int8)),
-        "scale": dict(good, scale=good["scale"][:4]),
-        "finite": dict(good, scale=torch.full((8,), float("nan"))),
-        "tokens": dict(good, tokens=tokens[:, :8].to(torch.uint8)),
+        "payload keys": {k: v for k, v in good.items() if k != "tokens"},
+        "subspace codes are": dict(good, q=good["q"].to(torch.int8)),
+        "subspace scale is": dict(good, scale=good["scale"][:4]),
+        "finite and non-negative": dict(good, scale=torch.full((8,), float("nan"))),
+        "payload tokens are": dict(good, tokens=tokens[:, :8].to(torch.uint8)),
     }
-    for what, bad in cases.items():
-        with pytest.raises(CompressionError):
+    for reason, bad in cases.items():
+        with pytest.raises(CompressionError, match=reason):
             codec.decode_forward(bad, (2, 16))
-        assert what
+    for scale in (one_nan, -good["scale"], good["scale"] * float("inf")):
+        with pytest.raises(CompressionError, match="finite and non-negative"):
+            codec.decode_forward(dict(good, scale=scale), (2, 16))
     with pytest.raises(CompressionError, match="expected"):
         codec.decode_forward(good, (2, 17))
     with pytest.raises(CompressionError, match="keys"):
