@@ -70,8 +70,8 @@ class CompressionConfig(_Strict):
 
     method: Literal["none", "int8", "subspace"] = "int8"
     rank: int = Field(8, ge=1)
-    bits: Literal[2, 4, 8] = 4
-    grad_bits: Literal[2, 4, 8] = 4
+    bits: int = Field(4, ge=2, le=8)
+    grad_bits: int = Field(4, ge=2, le=8)
     stochastic_grad: bool = True
     scale: Literal["channel", "position"] = "channel"
     # Gradient scales: at most `grad_clip` x the channel's RMS (0: absmax).

@@ -19,7 +19,7 @@ quantised and whose gradient travels back.
   sender's features are the coordinates c = (h - A(tokens)) @ U and the
   receiver's hidden state is A(tokens) + c @ U^T: exact on the subspace, so
   the bottleneck loses nothing the model can still learn to use. Forward:
-  {"q": uint8 (B, T, rank*bits/8) packed, "scale": float32 (rank,) per
+  {"q": uint8 (B, T, rank*bits/8) packed, "scale": bfloat16 (rank,) per
   channel or float16 (B, T, 1) per position, "tokens": uint8 (B, T)}.
   Backward: the receiver's gradient with respect to c (which IS the
   projection U^T g of the gradient on its hidden state) quantised to
@@ -30,8 +30,9 @@ quantised and whose gradient travels back.
 The receiving stage adds its own learned re-embedding of those tokens
 (stages.py: `reembed`, which `hidden_of` adds to the anchor), so it sees a
 learned high-rank view of each token although only `rank` coordinates
-cross. 2-bit codes use all four levels (±0.5, ±1.5 steps); 4- and 8-bit
-codes are symmetric around an exact zero. `clip` caps forward scales at
+cross. Codes are 2 to 8 bits wide, packed as one bit stream per position
+(rank x bits must fill whole bytes). 2-bit codes use all four levels
+(±0.5, ±1.5 steps); wider codes are symmetric around an exact zero. `clip` caps forward scales at
 clip x the channel RMS, as `grad_clip` does for gradients.
 
 Rounding of forward features is round-to-nearest, so inference (which has
@@ -58,6 +59,9 @@ from agents.training.model import Embedding, part_seed
 Payload = dict[str, torch.Tensor]
 
 _TINY = torch.finfo(torch.float32).tiny
+
+# The dtype a subspace scale travels in: 2 bytes either way.
+_SCALE_DTYPE = {"channel": torch.bfloat16, "position": torch.float16}
 
 _FORWARD_KEYS = {"none": {"x"}, "int8": {"q", "scale"}, "subspace": {"q", "scale", "tokens"}}
 _BACKWARD_KEYS = {"none": {"x"}, "int8": {"q", "scale"}, "subspace": {"q", "scale"}}
@@ -93,11 +97,11 @@ def _qmax(bits: int) -> float:
 
 
 def _centre(bits: int) -> float:
-    """The code of the value 0 (a level for 4 and 8 bits; between two levels for 2 bits).
+    """The code of the value 0 (a level from 3 bits up; between two levels for 2 bits).
 
-    4- and 8-bit codes are symmetric around an exact zero (code 0 unused: 15 or
-    255 levels). Three levels would waste a quarter of a 2-bit code, so 2-bit
-    codes use all four, at -1.5, -0.5, 0.5 and 1.5 steps."""
+    Codes of 3 to 8 bits are symmetric around an exact zero (code 0 unused:
+    2**bits - 1 levels). Three levels would waste a quarter of a 2-bit code,
+    so 2-bit codes use all four, at -1.5, -0.5, 0.5 and 1.5 steps."""
     return 1.5 if bits == 2 else float(1 << (bits - 1))
 
 
@@ -115,7 +119,9 @@ def _quantise(
         top = flat.abs().amax(dim=0)
         if clip > 0:
             top = torch.minimum(top, flat.square().mean(dim=0).sqrt_().mul_(clip))
-        scale = top / qmax
+        # The scale travels as bfloat16 (float32's range: a gradient's tiny
+        # scale does not flush to zero); the codes are made against that value.
+        scale = (top / qmax).to(torch.bfloat16).to(torch.float32)
     else:
         # The scale travels as float16. Nearest rounding may leave the largest
         # entry a hair past qmax; the clamp below absorbs it (at most 2^-11 of
@@ -134,29 +140,44 @@ def _quantise(
     else:
         q = v.add_(torch.rand(v.shape, generator=gen, dtype=v.dtype)).floor_()
     codes = q.clamp_(lo, hi).add_(centre)
-    if per == "position":
-        scale = scale.to(torch.float16)
+    scale = scale.to(_SCALE_DTYPE[per])
     return _pack(codes, bits), scale.contiguous()
 
 
 def _dequantise(packed: torch.Tensor, scale: torch.Tensor, bits: int, k: int) -> torch.Tensor:
-    # One gather from a 256-entry table of every byte's (code - centre) values:
-    # the same float32 values as unpacking, centring and converting code by code.
-    levels = F.embedding(packed.to(torch.int64), _levels(bits, packed.device))
+    """Packed codes (..., k*bits/8) and their scale -> float32 values (..., k)."""
+    if 8 % bits == 0:
+        # One gather from a 256-entry table of every byte's (code - centre) values:
+        # the same float32 values as unpacking, centring and converting code by code.
+        levels = F.embedding(packed.to(torch.int64), _levels(bits, packed.device))
+    else:
+        # Codes straddle bytes: every byte's 8 bits from a table, then each
+        # code's `bits` of them weighted by their place values, minus the centre.
+        stream = F.embedding(packed.to(torch.int64), _bit_table(packed.device))
+        grouped = stream.reshape(*packed.shape[:-1], k, bits)
+        levels = torch.matmul(grouped, _bit_places(bits, packed.device)).sub_(_centre(bits))
     return levels.reshape(*packed.shape[:-1], k).mul_(scale.to(torch.float32))
 
 
 def _pack(codes: torch.Tensor, bits: int) -> torch.Tensor:
     """Codes (..., k) as whole floats in [0, 2**bits) -> packed uint8 (..., k*bits/8).
 
-    Little-end-first: code j of a byte sits at bits [bits*j, bits*(j+1)). The
-    byte is sum_j code_j * 2**(bits*j), one small matmul that is exact in
-    float32 (every value is an integer below 256)."""
-    per_byte = 8 // bits
-    if per_byte == 1:
-        return codes.to(torch.uint8)
-    grouped = codes.reshape(*codes.shape[:-1], codes.shape[-1] // per_byte, per_byte)
-    return torch.matmul(grouped, _places(bits, codes.device)).to(torch.uint8)
+    A bit stream, little end first: bit i of code j is bit bits*j + i of the
+    row, and byte m holds the row's bits [8m, 8m + 8), lowest first. Where
+    `bits` divides 8 that puts code j of a byte at bits [bits*j, bits*(j+1)),
+    and the byte is sum_j code_j * 2**(bits*j): one small matmul, exact in
+    float32 (every value is an integer below 256). Other widths split each
+    code into its bits first (k*bits must be a multiple of 8)."""
+    if 8 % bits == 0:
+        per_byte = 8 // bits
+        if per_byte == 1:
+            return codes.to(torch.uint8)
+        grouped = codes.reshape(*codes.shape[:-1], codes.shape[-1] // per_byte, per_byte)
+        return torch.matmul(grouped, _places(bits, codes.device)).to(torch.uint8)
+    shifts = torch.arange(bits, device=codes.device)
+    stream = codes.to(torch.int64).unsqueeze(-1).bitwise_right_shift(shifts).bitwise_and_(1)
+    octets = stream.reshape(*codes.shape[:-1], codes.shape[-1] * bits // 8, 8)
+    return torch.matmul(octets.to(torch.float32), _bit_places(8, codes.device)).to(torch.uint8)
 
 
 @functools.cache
@@ -166,9 +187,22 @@ def _places(bits: int, device: torch.device) -> torch.Tensor:
 
 
 @functools.cache
+def _bit_places(bits: int, device: torch.device) -> torch.Tensor:
+    """(bits,) float32 on `device`: the place value 2**i of bit i."""
+    return torch.tensor([float(1 << i) for i in range(bits)], device=device)
+
+
+@functools.cache
+def _bit_table(device: torch.device) -> torch.Tensor:
+    """(256, 8) float32 on `device`: the bits of each byte value, lowest first."""
+    rows = [[float((b >> i) & 1) for i in range(8)] for b in range(256)]
+    return torch.tensor(rows, dtype=torch.float32, device=device)
+
+
+@functools.cache
 def _levels(bits: int, device: torch.device) -> torch.Tensor:
     """(256, 8 // bits) float32 on `device`: the centred level of each code of each byte
-    value (built once per device, not copied per call)."""
+    value (built once per device, not copied per call), for widths that divide 8."""
     per_byte, mask = 8 // bits, (1 << bits) - 1
     rows = [
         [float((b >> (bits * j)) & mask) - _centre(bits) for j in range(per_byte)]
@@ -382,10 +416,8 @@ class BoundaryCodec:
                 raise CompressionError(
                     f"subspace codes are {q.dtype}{tuple(q.shape)}, expected uint8{packed}"
                 )
-            if self.cfg.scale == "channel":
-                want_dtype, want_shape = torch.float32, (self.features,)
-            else:
-                want_dtype, want_shape = torch.float16, (*shape, 1)
+            want_dtype = _SCALE_DTYPE[self.cfg.scale]
+            want_shape = (self.features,) if self.cfg.scale == "channel" else (*shape, 1)
             if scale.dtype != want_dtype or tuple(scale.shape) != want_shape:
                 raise CompressionError(
                     f"subspace scale is {scale.dtype}{tuple(scale.shape)}, "

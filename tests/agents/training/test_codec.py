@@ -39,6 +39,11 @@ def test_int8_is_the_default_and_topk_is_gone():
         CompressionConfig(method="topk")
     with pytest.raises(ValidationError, match="whole bytes"):
         CompressionConfig(method="subspace", rank=3, bits=4)
+    with pytest.raises(ValidationError, match="whole bytes"):
+        CompressionConfig(method="subspace", rank=4, bits=4, grad_bits=5)
+    for bits in (0, 1, 9, 16):
+        with pytest.raises(ValidationError):
+            CompressionConfig(method="subspace", rank=8, bits=bits)
 
 
 def test_basis_is_orthonormal_and_fixed_by_the_seed():
@@ -49,7 +54,7 @@ def test_basis_is_orthonormal_and_fixed_by_the_seed():
 
 
 @pytest.mark.parametrize("scale", ["channel", "position"])
-@pytest.mark.parametrize("bits", [2, 4, 8])
+@pytest.mark.parametrize("bits", [2, 3, 4, 5, 6, 7, 8])
 def test_encode_decode_is_exact_on_the_subspace(scale, bits):
     codec = _codec(rank=8, bits=bits, scale=scale)
     tokens = torch.randint(0, 256, (4, 64))
@@ -121,14 +126,15 @@ def test_malformed_payloads_are_compression_errors():
     one_nan = good["scale"].clone()
     one_nan[5] = float("nan")
     # Each malformed payload is refused for its own reason (the message says which).
-    cases = {
-        "payload keys": {k: v for k, v in good.items() if k != "tokens"},
-        "subspace codes are": dict(good, q=good["q"].to(torch.int8)),
-        "subspace scale is": dict(good, scale=good["scale"][:4]),
-        "finite and non-negative": dict(good, scale=torch.full((8,), float("nan"))),
-        "payload tokens are": dict(good, tokens=tokens[:, :8].to(torch.uint8)),
-    }
-    for reason, bad in cases.items():
+    cases = [
+        ("payload keys", {k: v for k, v in good.items() if k != "tokens"}),
+        ("subspace codes are", dict(good, q=good["q"].to(torch.int8))),
+        ("subspace scale is", dict(good, scale=good["scale"][:4])),
+        ("expected torch.bfloat16", dict(good, scale=good["scale"].float())),
+        ("finite and non-negative", dict(good, scale=torch.full_like(good["scale"], float("nan")))),
+        ("payload tokens are", dict(good, tokens=tokens[:, :8].to(torch.uint8))),
+    ]
+    for reason, bad in cases:
         with pytest.raises(CompressionError, match=reason):
             codec.decode_forward(bad, (2, 16))
     for scale in (one_nan, -good["scale"], good["scale"] * float("inf")):
@@ -239,27 +245,43 @@ def test_receiving_stages_learn_their_own_token_embedding(spec_factory, store):
     assert not any("reembed" in k for k in StageWorker(dense, 1, store=store).state_tensors())
 
 
-@pytest.mark.parametrize("bits", [2, 4, 8])
-def test_wire_codes_are_little_end_first_in_every_byte(bits):
+@pytest.mark.parametrize("bits", [2, 3, 4, 5, 6, 7, 8])
+def test_wire_codes_are_one_little_end_first_bit_stream(bits):
     """The packed layout the module documents, checked against shifts and masks
-    written out here: code j of a byte sits at bits [bits*j, bits*(j+1)), every
-    byte value decodes to its codes minus the centre, and packing those codes
-    gives the byte back."""
+    written out here: bit i of code j is bit bits*j + i of the position's
+    stream, byte m holds the stream's bits [8m, 8m + 8) lowest first, every
+    byte string decodes to its codes minus the centre, and packing those codes
+    gives the bytes back."""
     from agents.training.compression import _centre, _dequantise, _pack
 
-    per_byte = 8 // bits
-    every = torch.arange(256, dtype=torch.uint8).reshape(256, 1)
-    mask = (1 << bits) - 1
-    codes = torch.tensor(
-        [[(b >> (bits * j)) & mask for j in range(per_byte)] for b in range(256)],
-        dtype=torch.float32,
+    k = 8  # codes per position: k * bits is a whole number of bytes for every width
+    low = 0 if bits == 2 else 1  # code 0 is unused from 3 bits up (symmetric levels)
+    gen = torch.Generator().manual_seed(bits)
+    codes = torch.randint(low, 1 << bits, (64, k), generator=gen).to(torch.float32)
+    codes[0] = low
+    codes[1] = (1 << bits) - 1
+    stream = [[(int(c) >> i) & 1 for c in row for i in range(bits)] for row in codes]
+    want = torch.tensor(
+        [[sum(row[8 * m + i] << i for i in range(8)) for m in range(bits)] for row in stream],
+        dtype=torch.uint8,
     )
-    levels = _dequantise(every, torch.ones(per_byte), bits, per_byte)
+    assert torch.equal(_pack(codes, bits), want)
+    levels = _dequantise(want, torch.ones(k), bits, k)
     assert torch.equal(levels, codes - _centre(bits))
-    assert torch.equal(_pack(codes, bits), every)
     # A scale multiplies each channel's levels, and only its own.
-    scale = torch.arange(1, per_byte + 1, dtype=torch.float32)
-    assert torch.equal(_dequantise(every, scale, bits, per_byte), (codes - _centre(bits)) * scale)
+    scale = torch.arange(1, k + 1, dtype=torch.float32)
+    assert torch.equal(_dequantise(want, scale, bits, k), (codes - _centre(bits)) * scale)
+    if 8 % bits == 0:
+        # Where codes do not straddle bytes, every byte value decodes to its own codes.
+        per_byte, mask = 8 // bits, (1 << bits) - 1
+        every = torch.arange(256, dtype=torch.uint8).reshape(256, 1)
+        mine = torch.tensor(
+            [[(b >> (bits * j)) & mask for j in range(per_byte)] for b in range(256)],
+            dtype=torch.float32,
+        )
+        assert torch.equal(_dequantise(every, torch.ones(per_byte), bits, per_byte),
+                           mine - _centre(bits))
+        assert torch.equal(_pack(mine, bits), every)
 
 
 def test_the_receivers_reembedding_is_added_to_the_anchor():
