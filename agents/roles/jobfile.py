@@ -359,10 +359,14 @@ spec:                          # what to train; stored on IPFS, named by CID on-
     betas: [0.9, 0.95]
     eps: 1.0e-08
     weight_decay: 0.0
+    schedule: constant         # constant | cosine (over the global step; replays apply it too)
+    warmup_steps: 0            # linear warm-up steps before the schedule
+    decay_steps: 0             # cosine only: steps to decay over (> warmup_steps)
+    min_lr_ratio: 0.1          # cosine only: the rate it ends at, as a fraction of lr
   compression:                 # what crosses a stage boundary
     method: none               # none | int8 | subspace
     rank: 8                    # subspace only: coordinates sent per position
-    bits: 4                    # subspace only: bits per coordinate (2, 4, 8)
+    bits: 4                    # subspace only: bits per coordinate (2..8; rank x bits whole bytes)
     grad_bits: 4               # subspace only: bits per gradient coordinate
     stochastic_grad: true      # subspace only: seeded stochastic rounding of gradients
     scale: channel             # subspace only: channel | position

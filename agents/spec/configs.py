@@ -7,6 +7,7 @@ is named here.
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -37,13 +38,52 @@ class ModelConfig(_Strict):
 
 
 class OptimizerConfig(_Strict):
-    """AdamW with an optional gradient clip."""
+    """AdamW, with a learning-rate schedule over the job's global step.
+
+    The global step is round x steps_per_round + step: public coordinates, so
+    a validator replaying any one step applies the very rate the provider did.
+    `constant` keeps `lr`; `cosine` decays it from `lr` to `min_lr_ratio` x lr
+    over `decay_steps` (half a cosine) and holds it there. Either starts with
+    a linear warm-up over `warmup_steps`. Annealing matters to a compressed
+    boundary: the rounding noise of its gradients is scaled down with the rate.
+    """
 
     name: Literal["adamw"] = "adamw"
     lr: float = Field(3e-3, gt=0)
     betas: tuple[float, float] = (0.9, 0.95)
     eps: float = Field(1e-8, gt=0)
     weight_decay: float = Field(0.0, ge=0)
+    schedule: Literal["constant", "cosine"] = "constant"
+    warmup_steps: int = Field(0, ge=0)
+    decay_steps: int = Field(0, ge=0)
+    min_lr_ratio: float = Field(0.1, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _decay_after_warmup(self) -> OptimizerConfig:
+        if self.schedule == "cosine" and self.decay_steps <= self.warmup_steps:
+            raise ValueError(
+                f"a cosine schedule needs decay_steps ({self.decay_steps}) "
+                f"past warmup_steps ({self.warmup_steps})"
+            )
+        return self
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate of global step `step` (0-based).
+
+        Rounded to 2^-24 of `lr`, so a last-bit difference between two
+        platforms' cosine cannot reach the optimizer (its update is bitwise
+        checked by replays)."""
+        if step < 0:
+            raise ValueError(f"step {step} is negative")
+        if step < self.warmup_steps:
+            factor = (step + 1) / self.warmup_steps
+        elif self.schedule == "constant":
+            factor = 1.0
+        else:
+            t = min(1.0, (step - self.warmup_steps) / (self.decay_steps - self.warmup_steps))
+            floor = self.min_lr_ratio
+            factor = floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * t))
+        return self.lr * (round(factor * 2**24) / 2**24)
 
 
 class CompressionConfig(_Strict):

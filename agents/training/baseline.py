@@ -18,6 +18,7 @@ from agents.spec import JobSpec
 from agents.training.data import DataSource
 from agents.training.determinism import apply_determinism
 from agents.training.model import GPT
+from agents.training.optim import build_optimizer, set_step_rate
 
 
 @dataclass(frozen=True)
@@ -48,15 +49,7 @@ def train_baseline(
     apply_determinism(spec.determinism.model_copy(update={"device": "cpu"}))
     dev = torch.device(device or spec.determinism.device)
     model = GPT(spec.model, seed=spec.determinism.seed).to(dev)
-    opt = spec.optimizer
-    optimizer = torch.optim.AdamW(
-        model.parameters(),
-        lr=opt.lr,
-        betas=opt.betas,
-        eps=opt.eps,
-        weight_decay=opt.weight_decay,
-        foreach=False,
-    )
+    optimizer = build_optimizer(model.parameters(), spec.optimizer)
     data = DataSource(spec, store)
     t = spec.training
     losses: list[float] = []
@@ -73,6 +66,7 @@ def train_baseline(
                 loss.backward(torch.tensor(1.0 / t.micro_batches, device=dev))
                 total += float(loss.detach())
                 tokens += batch.tokens.numel()
+            set_step_rate(optimizer, spec.optimizer, r * t.steps_per_round + step)
             optimizer.step()
             losses.append(total / t.micro_batches)
     return BaselineRun(losses, model, time.perf_counter() - t0, tokens)

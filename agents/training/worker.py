@@ -55,6 +55,7 @@ from agents.training.determinism import apply_determinism
 from agents.training.errors import CheckpointError, PipelineError, StageError
 from agents.training.hashing import ZERO_HASH, payload_nbytes, tensor_hash, tensors_hash
 from agents.training.model import lm_loss
+from agents.training.optim import build_optimizer, set_step_rate
 from agents.training.stages import build_stage
 from agents.training.traces import trace_tree
 
@@ -186,17 +187,7 @@ class StageWorker:
             cfg, stage, spec.num_stages, spec.determinism.seed, reembed=self.codec.subspace
         ).to(self.device)
         self.names = [n for n, _ in self.module.named_parameters()]
-        opt = spec.optimizer
-        # foreach=False: one fixed kernel sequence on every device, so a CPU
-        # replay and a CUDA run differ only by arithmetic, never by algorithm.
-        self.optimizer = torch.optim.AdamW(
-            self.module.parameters(),
-            lr=opt.lr,
-            betas=opt.betas,
-            eps=opt.eps,
-            weight_decay=opt.weight_decay,
-            foreach=False,
-        )
+        self.optimizer = build_optimizer(self.module.parameters(), spec.optimizer)
         for p in self.module.parameters():
             # Explicit zero state (what AdamW creates lazily) so step 0 hashes it too.
             self.optimizer.state[p] = {
@@ -604,6 +595,8 @@ class StageWorker:
         # (it ran during this step's passes); it also seals that step's leaves.
         log.params_before = self.state_hash()
         self._seal_leaves()
+        global_step = self._round * self.spec.training.steps_per_round + step
+        set_step_rate(self.optimizer, self.spec.optimizer, global_step)
         self._apply_update()
         self.optimizer.zero_grad(set_to_none=True)
         micro = [self._micro.pop(mb) for mb in range(self.micro_batches)]

@@ -351,3 +351,39 @@ def test_the_receiver_records_the_senders_signature_and_the_bundle_carries_it(sp
     leaf = r_down.leaves[1]
     assert attestation_hash(sig) == leaf.input_attestation
     assert is_signed_by(ctx(0, 0, 1, FORWARD), leaf.input, sig, keys[0].address)
+
+
+class _IgnoresTheSchedule(StageWorker):
+    """Steps at the spec's peak rate whatever the schedule says (a faster-looking cheat)."""
+
+    def _apply_update(self) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.spec.optimizer.lr
+        super()._apply_update()
+
+
+def test_a_scheduled_rate_replays_and_a_stage_ignoring_it_is_caught(pinned, store):
+    from agents.spec import OptimizerConfig
+
+    opt = OptimizerConfig(schedule="cosine", warmup_steps=1, decay_steps=4, min_lr_ratio=0.0)
+    spec = pinned.model_copy(update={"optimizer": opt})
+    spec_cid = store.put_json(spec.model_dump(mode="json"))
+    workers = [
+        (_IgnoresTheSchedule if s == 1 else StageWorker)(spec, s, store=store)
+        for s in range(spec.num_stages)
+    ]
+    pipe = InProcessPipeline(workers)
+    for r in range(2):
+        results = pipe.train_round(job_id=JOB, round=r)
+    # Round 1 is global steps 2 and 3: rates far from the peak, so the cheat shows.
+    assert workers[0].optimizer.param_groups[0]["lr"] == opt.lr_at(3) < opt.lr / 2
+    n = len(results[0].leaves)
+    for stage, honest in ((0, True), (2, True), (1, False)):
+        record, _ = _record(store, results[stage], spec_cid)
+        bundle = workers[stage].make_audit_bundle(list(range(n)))
+        verdicts = replay_leaves(
+            store, bundle, list(range(n)), record=record, binding=_bind(results[stage], spec_cid)
+        )
+        assert all(v.match for v in verdicts.values()) is honest
+        if not honest:
+            assert {v.mismatched for v in verdicts.values()} == {("params_after",)}

@@ -279,8 +279,9 @@ def test_wire_codes_are_one_little_end_first_bit_stream(bits):
             [[(b >> (bits * j)) & mask for j in range(per_byte)] for b in range(256)],
             dtype=torch.float32,
         )
-        assert torch.equal(_dequantise(every, torch.ones(per_byte), bits, per_byte),
-                           mine - _centre(bits))
+        assert torch.equal(
+            _dequantise(every, torch.ones(per_byte), bits, per_byte), mine - _centre(bits)
+        )
         assert torch.equal(_pack(mine, bits), every)
 
 
