@@ -131,16 +131,30 @@ class InProcessPipeline:
         )
 
 
+# numpy has no bfloat16: such a tensor travels as its int16 bits, tagged.
+_BF16 = "bfloat16"
+
+
+def _as_array(t: torch.Tensor) -> Any:
+    if t.dtype == torch.bfloat16:
+        return (_BF16, t.view(torch.int16).numpy())
+    return t.numpy()
+
+
 def to_wire(payload: Any) -> Any:
     """Torch payload -> numpy (what Ray moves cheaply); other values unchanged."""
     if isinstance(payload, dict):
-        return {k: v.numpy() for k, v in payload.items()}
+        return {k: _as_array(v) for k, v in payload.items()}
     if isinstance(payload, torch.Tensor):
-        return payload.numpy()
+        return _as_array(payload)
     return payload
 
 
-def _as_tensor(a: np.ndarray) -> torch.Tensor:
+def _as_tensor(a: Any) -> torch.Tensor:
+    if isinstance(a, tuple) and len(a) == 2 and a[0] == _BF16 and isinstance(a[1], np.ndarray):
+        return _as_tensor(a[1]).view(torch.bfloat16)
+    if not isinstance(a, np.ndarray):
+        raise PipelineError(f"a payload value is {type(a).__name__}, not an array")
     if a.flags.writeable:
         return torch.from_numpy(a)
     # Arrays from the object store are read-only views of shared memory. The
@@ -155,7 +169,7 @@ def from_wire(payload: Any) -> Any:
     """Numpy payload -> torch, without copying."""
     if isinstance(payload, dict):
         return {k: _as_tensor(v) for k, v in payload.items()}
-    if isinstance(payload, np.ndarray):
+    if isinstance(payload, (np.ndarray, tuple)):
         return _as_tensor(payload)
     return payload
 
