@@ -187,3 +187,23 @@ def test_a_stage_killed_mid_round_fails_the_round_promptly(ray_cluster, spec_fac
     killer.join()
     for actor in (actors[0], actors[2]):
         ray_cluster.kill(actor)
+
+
+def test_ray_wire_form_keeps_every_payload_dtype_bit_for_bit():
+    """Payloads cross Ray as numpy arrays; numpy lacks bfloat16 (the codec's channel
+    scales), so those travel as tagged int16 bits and come back identical."""
+    from agents.training.pipeline import from_wire, to_wire
+
+    payload = {
+        "q": torch.randint(0, 256, (2, 4, 4), dtype=torch.uint8),
+        "scale": torch.tensor([1e-30, 3.0, -0.0, 7.5e-6], dtype=torch.bfloat16),
+        "pos": torch.rand(2, 4, 1).to(torch.float16),
+        "tokens": torch.randint(0, 256, (2, 4), dtype=torch.uint8),
+    }
+    back = from_wire(to_wire(payload))
+    assert set(back) == set(payload)
+    for k, v in payload.items():
+        assert back[k].dtype == v.dtype
+        assert torch.equal(back[k].view(torch.uint8), v.view(torch.uint8))
+    with pytest.raises(PipelineError, match="not an array"):
+        from_wire({"q": [1, 2, 3]})
