@@ -29,7 +29,7 @@ help:
 	@echo "make demo   - set up what is missing, then run the whole protocol locally"
 	@echo "make test   - set up what is missing, then run the whole test suite"
 	@echo "make lint   - ruff check + ruff format --check + solhint"
-	@echo "make bench  - gas and training benchmarks (print their figures)"
+	@echo "make bench  - gas, training and pipeline benchmarks (print their figures; the pipeline run takes ~20 min)"
 	@echo "make fuzz   - deep invariant fuzzing of the contracts (1,000,000 calls; prints calls, reverts, wall time)"
 
 setup: $(PY_STAMP) $(NODE_STAMP) $(SOLC_LINK) $(BUILD_STAMP)
@@ -79,6 +79,7 @@ format: $(PY_STAMP)
 bench: setup
 	$(BIN)/python bench/gas.py
 	$(BIN)/python bench/training.py
+	nice -n 10 $(BIN)/python bench/pipeline.py
 
 # The CI profile (>= 20,000 calls) runs inside `make test` (tests/forge/test_invariant_fuzz.py).
 fuzz: setup

@@ -11,10 +11,10 @@ in-process pipeline (StageWorkers with traces and the codec of the setting),
 and once per seed in one process (the baseline). Loss is measured on
 held-out files (every 10th document of the corpus, never trained on), the
 compressed models through exactly the codec they were trained with. The
-learning rate follows the spec's cosine schedule from 3e-3 to 3e-4 at the last
-step (`--schedule constant` keeps 3e-3): the final iterate of a constant rate
-carries the rounding noise of the compressed gradients, which is not what a
-trained model is judged by.
+learning rate follows the spec's cosine schedule from 3e-3 to 0 at the last
+step (`--min-lr-ratio`; `--schedule constant` keeps 3e-3): the final iterate
+of a constant rate carries the rounding noise of the compressed gradients,
+which is not what a trained model is judged by.
 
 Printed, one `name value` line each:
   bytes_per_step_uncompressed / bytes_per_step_compressed / compression_ratio
@@ -110,6 +110,13 @@ SETTINGS: dict[str, dict] = {
         "grad_bits": 2,
         "grad_clip": 3.0,
     },
+    "subspace-r8-b6-g3": {
+        "method": "subspace",
+        "rank": 8,
+        "bits": 6,
+        "grad_bits": 3,
+        "grad_clip": 3.0,
+    },
     "subspace-r8-b4-nearest": {
         "method": "subspace",
         "rank": 8,
@@ -118,7 +125,7 @@ SETTINGS: dict[str, dict] = {
         "stochastic_grad": False,
     },
 }
-DEFAULT_SETTINGS = ["none", "subspace-r8-b4-clip3", "subspace-r8-b4"]
+DEFAULT_SETTINGS = ["none", "subspace-r8-b4-clip3", "subspace-r8-b4", "int8"]
 JOB = 1
 
 
@@ -180,10 +187,11 @@ def _spec(
 
 
 def _optimizer(args) -> OptimizerConfig:
-    """The default AdamW, on a cosine from its rate to 10% of it over the run (--schedule)."""
+    """The default AdamW, on a cosine from its rate to --min-lr-ratio of it over the run."""
     if getattr(args, "schedule", "cosine") == "constant":
         return OptimizerConfig()
-    return OptimizerConfig(schedule="cosine", decay_steps=args.steps, min_lr_ratio=0.1)
+    floor = getattr(args, "min_lr_ratio", 0.0)
+    return OptimizerConfig(schedule="cosine", decay_steps=args.steps, min_lr_ratio=floor)
 
 
 @torch.no_grad()
@@ -456,9 +464,15 @@ def main(argv: list[str] | None = None) -> int:
         "--schedule",
         choices=["cosine", "constant"],
         default="cosine",
-        help="learning rate over the run: cosine to 10%% of it by the last step, or constant",
+        help="learning rate: cosine to --min-lr-ratio of it by the last step, or constant",
     )
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument(
+        "--min-lr-ratio",
+        type=float,
+        default=0.0,
+        help="the cosine's floor, reached at the last step, as a fraction of the rate",
+    )
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5])
     p.add_argument("--settings", nargs="+", default=DEFAULT_SETTINGS, choices=sorted(SETTINGS))
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--d-model", type=int, default=128)
@@ -512,7 +526,8 @@ def main(argv: list[str] | None = None) -> int:
             f"# model: {cfg.n_layer} layers, d_model {cfg.d_model}, {cfg.n_head} heads, "
             f"seq_len {cfg.seq_len}; {probe.num_stages} stages; batch "
             f"{probe.training.batch_size} in {probe.training.micro_batches} micro-batches; "
-            f"{args.steps} steps, {args.schedule} learning rate from {probe.optimizer.lr}; "
+            f"{args.steps} steps, {args.schedule} learning rate from {probe.optimizer.lr}"
+            f"{f' to {probe.optimizer.min_lr_ratio:g}x' if args.schedule == 'cosine' else ''}; "
             f"seeds {args.seeds}; held-out {len(held):,} bytes, "
             f"{len(windows)} windows; main setting {main_setting}",
             flush=True,
