@@ -29,7 +29,7 @@ help:
 	@echo "make demo   - set up what is missing, then run the whole protocol locally"
 	@echo "make test   - set up what is missing, then run the whole test suite"
 	@echo "make lint   - ruff check + ruff format --check + solhint"
-	@echo "make bench  - gas, training and pipeline benchmarks (print their figures; the pipeline run takes ~20 min)"
+	@echo "make bench  - gas, training and pipeline benchmarks (print their figures; the pipeline run takes ~28 min on 2 cores)"
 	@echo "make fuzz   - deep invariant fuzzing of the contracts (1,000,000 calls; prints calls, reverts, wall time)"
 
 setup: $(PY_STAMP) $(NODE_STAMP) $(SOLC_LINK) $(BUILD_STAMP)

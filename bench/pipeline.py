@@ -117,6 +117,14 @@ SETTINGS: dict[str, dict] = {
         "grad_bits": 3,
         "grad_clip": 3.0,
     },
+    "subspace-r8-b6-g2-clip3": {
+        "method": "subspace",
+        "rank": 8,
+        "bits": 6,
+        "grad_bits": 2,
+        "grad_clip": 3.0,
+        "clip": 3.0,
+    },
     "subspace-r8-b4-nearest": {
         "method": "subspace",
         "rank": 8,
@@ -188,10 +196,11 @@ def _spec(
 
 def _optimizer(args) -> OptimizerConfig:
     """The default AdamW, on a cosine from its rate to --min-lr-ratio of it over the run."""
-    if getattr(args, "schedule", "cosine") == "constant":
+    if args.schedule == "constant":
         return OptimizerConfig()
-    floor = getattr(args, "min_lr_ratio", 0.0)
-    return OptimizerConfig(schedule="cosine", decay_steps=args.steps, min_lr_ratio=floor)
+    return OptimizerConfig(
+        schedule="cosine", decay_steps=args.steps, min_lr_ratio=args.min_lr_ratio
+    )
 
 
 @torch.no_grad()
@@ -521,13 +530,15 @@ def main(argv: list[str] | None = None) -> int:
         dataset, held = _corpus(store)
         windows = _eval_windows(held, args.seq_len, args.eval_windows)
         probe = _spec(args, dataset, "none", 0)
-        cfg = probe.model
+        cfg, opt = probe.model, probe.optimizer
+        rate = f"{args.schedule} learning rate from {opt.lr}"
+        if opt.schedule == "cosine":
+            rate += f" to {opt.min_lr_ratio:g}x"
         print(
             f"# model: {cfg.n_layer} layers, d_model {cfg.d_model}, {cfg.n_head} heads, "
             f"seq_len {cfg.seq_len}; {probe.num_stages} stages; batch "
             f"{probe.training.batch_size} in {probe.training.micro_batches} micro-batches; "
-            f"{args.steps} steps, {args.schedule} learning rate from {probe.optimizer.lr}"
-            f"{f' to {probe.optimizer.min_lr_ratio:g}x' if args.schedule == 'cosine' else ''}; "
+            f"{args.steps} steps, {rate}; "
             f"seeds {args.seeds}; held-out {len(held):,} bytes, "
             f"{len(windows)} windows; main setting {main_setting}",
             flush=True,
