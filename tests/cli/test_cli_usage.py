@@ -135,6 +135,13 @@ def test_http_404_rpc_is_one_line(tmp_path):
         ("{not json", "not valid"),
         (json.dumps({"spec": {"name": "x"}, "terms": {}}), "spec.model"),
         ("[1, 2]", "must hold an object"),
+        # A schedule and a codec the spec cannot run: refused before any chain call.
+        (json.dumps({"spec": {"optimizer": {"schedule": "cosine"}}}), "past warmup_steps (0)"),
+        (
+            json.dumps({"spec": {"compression": {"method": "subspace", "rank": 3, "bits": 5}}}),
+            "rank (3) x bits (5) must fill whole bytes",
+        ),
+        (json.dumps({"spec": {"compression": {"grad_bits": 9}}}), "spec.compression.grad_bits"),
     ],
 )
 def test_malformed_job_file_is_one_line(tmp_path, content, needle):
