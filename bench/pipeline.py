@@ -11,7 +11,9 @@ in-process pipeline (StageWorkers with traces and the codec of the setting),
 and once per seed in one process (the baseline). Loss is measured on
 held-out files (every 10th document of the corpus, never trained on), the
 compressed models through exactly the codec they were trained with. The
-learning rate follows the spec's cosine schedule from 3e-3 to 0 at the last
+learning rate warms up linearly over 50 steps (`--warmup-steps`; without it the
+uncompressed model is 0.25 nats worse and flatters every codec's gap), then
+follows the spec's cosine schedule from 3e-3 (`--lr`) to 0 at the last
 step (`--min-lr-ratio`; `--schedule constant` keeps 3e-3): the final iterate
 of a constant rate carries the rounding noise of the compressed gradients,
 which is not what a trained model is judged by.
@@ -195,11 +197,13 @@ def _spec(
 
 
 def _optimizer(args) -> OptimizerConfig:
-    """The default AdamW, on a cosine from its rate to --min-lr-ratio of it over the run."""
+    """AdamW at --lr after a linear warm-up of --warmup-steps, then (cosine) down to
+    --min-lr-ratio of it at the last step."""
+    common = {"lr": args.lr, "warmup_steps": args.warmup_steps}
     if args.schedule == "constant":
-        return OptimizerConfig()
+        return OptimizerConfig(**common)
     return OptimizerConfig(
-        schedule="cosine", decay_steps=args.steps, min_lr_ratio=args.min_lr_ratio
+        schedule="cosine", decay_steps=args.steps, min_lr_ratio=args.min_lr_ratio, **common
     )
 
 
@@ -481,6 +485,13 @@ def main(argv: list[str] | None = None) -> int:
         default=0.0,
         help="the cosine's floor, reached at the last step, as a fraction of the rate",
     )
+    p.add_argument("--lr", type=float, default=OptimizerConfig().lr, help="peak learning rate")
+    p.add_argument(
+        "--warmup-steps",
+        type=int,
+        default=50,
+        help="linear warm-up to --lr over this many steps (0: none, the figures before 2026-12-04)",
+    )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5])
     p.add_argument("--settings", nargs="+", default=DEFAULT_SETTINGS, choices=sorted(SETTINGS))
     p.add_argument("--layers", type=int, default=4)
@@ -512,6 +523,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.steps % args.steps_per_round:
         p.error("--steps must be a multiple of --steps-per-round")
+    if args.schedule == "cosine" and args.warmup_steps >= args.steps:
+        p.error("--warmup-steps must be fewer than --steps")
     if "none" not in args.settings:
         args.settings = ["none", *args.settings]
     compressed = [s for s in args.settings if s != "none"]
@@ -532,6 +545,8 @@ def main(argv: list[str] | None = None) -> int:
         probe = _spec(args, dataset, "none", 0)
         cfg, opt = probe.model, probe.optimizer
         rate = f"{args.schedule} learning rate from {opt.lr}"
+        if opt.warmup_steps:
+            rate = f"{opt.warmup_steps} warm-up steps, then {rate}"
         if opt.schedule == "cosine":
             rate += f" to {opt.min_lr_ratio:g}x"
         print(
