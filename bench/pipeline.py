@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -72,6 +73,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
+from pydantic import ValidationError  # noqa: E402
 
 from agents.lineage.documents import DatasetManifest, ShardRef  # noqa: E402
 from agents.spec import (  # noqa: E402
@@ -205,6 +207,25 @@ def _optimizer(args) -> OptimizerConfig:
     return OptimizerConfig(
         schedule="cosine", decay_steps=args.steps, min_lr_ratio=args.min_lr_ratio, **common
     )
+
+
+# The bench flag behind each OptimizerConfig field, for its error messages.
+_OPTIMIZER_FLAGS = {
+    "warmup_steps": "--warmup-steps",
+    "decay_steps": "--steps",
+    "min_lr_ratio": "--min-lr-ratio",
+    "lr": "--lr",
+}
+
+
+def _flag_errors(e: ValidationError) -> str:
+    """OptimizerConfig's validation errors in the bench's own flag names, on one line."""
+    parts = []
+    for err in e.errors():
+        msg = re.sub(r"\b(\w+)\b", lambda m: _OPTIMIZER_FLAGS.get(m[1], m[1]), err["msg"])
+        field = _OPTIMIZER_FLAGS.get(str(err["loc"][0])) if err["loc"] else None
+        parts.append(f"{field}: {msg}" if field else msg)
+    return "; ".join(parts)
 
 
 @torch.no_grad()
@@ -523,11 +544,15 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.steps % args.steps_per_round:
         p.error("--steps must be a multiple of --steps-per-round")
-    if args.schedule == "cosine" and args.warmup_steps >= args.steps:
-        p.error("--warmup-steps must be fewer than --steps")
+    try:  # the spec's own rules on the schedule, as one argparse error
+        _optimizer(args)
+    except ValidationError as e:
+        p.error(_flag_errors(e))
     if "none" not in args.settings:
         args.settings = ["none", *args.settings]
     compressed = [s for s in args.settings if s != "none"]
+    if not compressed:
+        p.error("--settings needs a compressed setting besides none (the gap is against it)")
     main_setting = next((s for s in compressed if s.startswith("subspace")), compressed[0])
     rounds = args.steps // args.steps_per_round
     args.out.mkdir(parents=True, exist_ok=True)
