@@ -13,10 +13,14 @@ held-out files (every 10th document of the corpus, never trained on), the
 compressed models through exactly the codec they were trained with. The
 learning rate warms up linearly over 50 steps (`--warmup-steps`; without it the
 uncompressed model is 0.25 nats worse and flatters every codec's gap), then
-follows the spec's cosine schedule from 3e-3 (`--lr`) to 0 at the last
-step (`--min-lr-ratio`; `--schedule constant` keeps 3e-3): the final iterate
+follows the spec's cosine schedule from 1.5e-3 (`--lr`) to 0 at the last
+step (`--min-lr-ratio`; `--schedule constant` keeps 1.5e-3): the final iterate
 of a constant rate carries the rounding noise of the compressed gradients,
-which is not what a trained model is judged by.
+which is not what a trained model is judged by. 1.5e-3 is the best peak rate
+of the uncompressed pipeline on a grid (7.5e-4, 1e-3, 1.5e-3, 2.2e-3, 3e-3,
+6e-3; seeds 0-3): the gap is measured against a baseline trained as well as
+this schedule allows, not one a codec can look good next to (the spec's
+default, 3e-3, leaves it 0.09 nats worse).
 
 Printed, one `name value` line each:
   bytes_per_step_uncompressed / bytes_per_step_compressed / compression_ratio
@@ -137,6 +141,8 @@ SETTINGS: dict[str, dict] = {
         "stochastic_grad": False,
     },
 }
+# The uncompressed pipeline's best peak rate on this model and schedule (module docstring).
+BENCH_LR = 1.5e-3
 DEFAULT_SETTINGS = ["none", "subspace-r8-b4-clip3", "subspace-r8-b4", "int8"]
 JOB = 1
 
@@ -506,7 +512,12 @@ def main(argv: list[str] | None = None) -> int:
         default=0.0,
         help="the cosine's floor, reached at the last step, as a fraction of the rate",
     )
-    p.add_argument("--lr", type=float, default=OptimizerConfig().lr, help="peak learning rate")
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=BENCH_LR,
+        help="peak learning rate (the uncompressed pipeline's best on the grid in the docstring)",
+    )
     p.add_argument(
         "--warmup-steps",
         type=int,
