@@ -133,6 +133,31 @@ SETTINGS: dict[str, dict] = {
         "grad_clip": 3.0,
         "clip": 3.0,
     },
+    # The diagnostics of 2026-12-04 (README): what rank and code widths cost at 60-80x.
+    "subspace-r8-b8": {"method": "subspace", "rank": 8, "bits": 8, "grad_bits": 8},
+    "subspace-r8-b4-g8-clip3": {
+        "method": "subspace",
+        "rank": 8,
+        "bits": 4,
+        "grad_bits": 8,
+        "clip": 3.0,
+    },
+    "subspace-r8-b6-g3-clip3": {
+        "method": "subspace",
+        "rank": 8,
+        "bits": 6,
+        "grad_bits": 3,
+        "grad_clip": 3.0,
+        "clip": 3.0,
+    },
+    "subspace-r16-b4-clip3": {
+        "method": "subspace",
+        "rank": 16,
+        "bits": 4,
+        "grad_bits": 4,
+        "grad_clip": 3.0,
+        "clip": 3.0,
+    },
     "subspace-r8-b4-nearest": {
         "method": "subspace",
         "rank": 8,
