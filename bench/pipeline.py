@@ -280,6 +280,8 @@ def _check_runs(args) -> str | None:
             return f"--{flag.replace('_', '-')} must be at least 1"
     if args.eval_every < 0:
         return "--eval-every must be 0 or more"
+    if args.out.exists() and not args.out.is_dir():
+        return f"--out {args.out} is a file, not a folder"
     if len(set(args.seeds)) != len(args.seeds):
         return f"--seeds {' '.join(map(str, args.seeds))} repeats a seed (one run per seed)"
     probe = compute_cid(b"bench-argument-check")

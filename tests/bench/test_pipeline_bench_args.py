@@ -51,6 +51,21 @@ def test_bad_arguments_are_one_error_line(argv, expected, tmp_path):
     assert not out.exists()  # refused before anything was written
 
 
+def test_an_out_path_that_is_a_file_is_one_error_line_and_left_as_it_was(tmp_path):
+    out = tmp_path / "results"
+    out.write_bytes(b"earlier results")
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "pipeline.py"), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert f"error: --out {out} is a file, not a folder" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert out.read_bytes() == b"earlier results"
+
+
 def test_a_quick_look_prints_every_figure_and_judges_no_target(tmp_path):
     """A run shorter than the reference (500 steps, 3 seeds) prints its figures
     but does not say the targets are met, however small its gap."""
