@@ -332,13 +332,16 @@ def _eval_model(model, windows: torch.Tensor, batch: int = 32) -> float:
     return total / len(windows)
 
 
-def _train_pipeline(spec: JobSpec, store, rounds: int, windows, eval_every: int):
+def _train_pipeline(spec: JobSpec, store, rounds: int, windows, eval_every: int, codec_of=None):
     """Train through the in-process pipeline; (train losses, [(step, held-out loss)], workers,
-    last results, bytes per step, seconds per step)."""
+    last results, bytes per step, seconds per step). `codec_of` (diagnostics only,
+    bench/boundary_ablation.py) replaces each worker's boundary codec before it trains."""
     from agents.training.pipeline import InProcessPipeline
     from agents.training.worker import StageWorker
 
     workers = [StageWorker(spec, s, store=store) for s in range(spec.num_stages)]
+    for w in workers if codec_of else ():
+        w.codec = codec_of(w.codec)
     pipe = InProcessPipeline(workers)
     losses, evals, seconds = [], [], 0.0
     results = None
@@ -567,9 +570,9 @@ def _plot(path: Path, curves: dict[str, list[list[float]]], evals: dict) -> None
     fig.savefig(path, dpi=110)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the reference run and print its figures; exit 1 if a target is missed."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_run_flags(p: argparse.ArgumentParser) -> None:
+    """The training run's flags and defaults: the model, schedule, seeds and held-out windows
+    (bench/boundary_ablation.py trains the same run)."""
     p.add_argument("--steps", type=int, default=500)
     p.add_argument("--steps-per-round", type=int, default=50)
     p.add_argument(
@@ -597,7 +600,6 @@ def main(argv: list[str] | None = None) -> int:
         help="linear warm-up to --lr over this many steps (0: none, the figures before 2026-12-04)",
     )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5])
-    p.add_argument("--settings", nargs="+", default=DEFAULT_SETTINGS, choices=sorted(SETTINGS))
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--d-model", type=int, default=128)
     p.add_argument("--heads", type=int, default=4)
@@ -606,6 +608,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--micro-batches", type=int, default=2)
     p.add_argument("--eval-windows", type=int, default=256)
+
+
+def parser() -> argparse.ArgumentParser:
+    """This bench's flags: the run's, the settings, the step-time workload, the output."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_run_flags(p)
+    p.add_argument("--settings", nargs="+", default=DEFAULT_SETTINGS, choices=sorted(SETTINGS))
     p.add_argument("--eval-every", type=int, default=2, help="rounds between held-out evals")
     p.add_argument("--timing-reps", type=int, default=5)
     p.add_argument("--timing-seq-len", type=int, default=64)
@@ -624,6 +633,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timing-steps-per-round", type=int, default=10)
     p.add_argument("--no-ray", action="store_true")
     p.add_argument("--out", type=Path, default=ROOT / "bench-out")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the reference run and print its figures; exit 1 if a target is missed."""
+    p = parser()
     args = p.parse_args(argv)
     if args.steps % args.steps_per_round:
         p.error("--steps must be a multiple of --steps-per-round")
