@@ -4,6 +4,9 @@
     python bench/pipeline.py --steps 100 --seeds 0     # a quick look while tuning
     python bench/pipeline.py --settings none subspace-r8-b4 --no-ray
 
+(bench/boundary_ablation.py trains the same run to take a setting's gap apart:
+what the rank costs with exact coordinates, and what each direction's codes add.)
+
 The model (4 layers of d_model 128, one per stage, 4 stages, seq_len 64,
 batch 8 in 2 micro-batches) trains for --steps steps on the demo corpus
 (Python's standard library), once per seed and setting, through the real
@@ -156,6 +159,15 @@ SETTINGS: dict[str, dict] = {
         "method": "subspace",
         "rank": 16,
         "bits": 4,
+        "grad_bits": 4,
+        "grad_clip": 3.0,
+        "clip": 3.0,
+    },
+    # 2026-12-06 (README): 5-bit forward codes at 101x.
+    "subspace-r8-b5-clip3": {
+        "method": "subspace",
+        "rank": 8,
+        "bits": 5,
         "grad_bits": 4,
         "grad_clip": 3.0,
         "clip": 3.0,
@@ -340,8 +352,9 @@ def _train_pipeline(spec: JobSpec, store, rounds: int, windows, eval_every: int,
     from agents.training.worker import StageWorker
 
     workers = [StageWorker(spec, s, store=store) for s in range(spec.num_stages)]
-    for w in workers if codec_of else ():
-        w.codec = codec_of(w.codec)
+    if codec_of is not None:
+        for w in workers:
+            w.codec = codec_of(w.codec)
     pipe = InProcessPipeline(workers)
     losses, evals, seconds = [], [], 0.0
     results = None
