@@ -27,6 +27,7 @@ run; a run shorter than the reference says so).
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import statistics
 import sys
@@ -70,7 +71,7 @@ class ExactCoordinates:
     def encode_forward(self, features: torch.Tensor, tokens: torch.Tensor):
         if "forward" not in self._exact:
             return self._codec.encode_forward(features, tokens)
-        x = features.detach().to("cpu", torch.float32).contiguous().clone()
+        x = features.detach().to("cpu", torch.float32).clone(memory_format=torch.contiguous_format)
         return {"x": x, "tokens": tokens.to("cpu", torch.uint8).contiguous()}
 
     def decode_forward(self, payload, shape):
@@ -81,7 +82,8 @@ class ExactCoordinates:
     def encode_backward(self, grad: torch.Tensor, key: str | None = None):
         if "backward" not in self._exact:
             return self._codec.encode_backward(grad, key)
-        return {"x": grad.detach().to("cpu", torch.float32).contiguous().clone()}
+        g = grad.detach().to("cpu", torch.float32)
+        return {"x": g.clone(memory_format=torch.contiguous_format)}
 
     def decode_backward(self, payload, shape):
         if "backward" not in self._exact:
@@ -118,8 +120,6 @@ def main(argv: list[str] | None = None) -> int:
         help="also the exact arm at these ranks (the rank's cost curve)",
     )
     args = p.parse_args(argv)
-    if args.steps % args.steps_per_round:
-        p.error("--steps must be a multiple of --steps-per-round")
     if len(set(args.exact_ranks)) != len(args.exact_ranks):
         p.error("--exact-ranks repeats a rank")
     base = P.SETTINGS[args.setting]
@@ -155,12 +155,9 @@ def main(argv: list[str] | None = None) -> int:
         for seed in args.seeds:
             for arm, name, exact in [("none", "none", frozenset()), *arms]:
                 spec = P._spec(args, dataset, name, seed)
-
-                def wrap(codec, exact=exact):
-                    return ExactCoordinates(codec, exact)
-
+                wrap = functools.partial(ExactCoordinates, exact=exact) if exact else None
                 _, ev, _, _, per_step, _ = P._train_pipeline(
-                    spec, store, rounds, windows, 0, codec_of=wrap if exact else None
+                    spec, store, rounds, windows, 0, codec_of=wrap
                 )
                 loss.setdefault(arm, {})[seed] = ev[-1][1]
                 nbytes[arm] = per_step

@@ -288,6 +288,8 @@ def _check_runs(args) -> str | None:
     from agents.training.errors import StageError
     from agents.training.stages import stage_layer_ranges
 
+    if args.steps_per_round < 1 or args.steps % args.steps_per_round:
+        return "--steps must be a multiple of --steps-per-round"
     for flag in ("eval_windows", "timing_reps", "timing_steps_per_round"):
         if getattr(args, flag) < 1:
             return f"--{flag.replace('_', '-')} must be at least 1"
@@ -653,8 +655,6 @@ def main(argv: list[str] | None = None) -> int:
     """Run the reference run and print its figures; exit 1 if a target is missed."""
     p = parser()
     args = p.parse_args(argv)
-    if args.steps % args.steps_per_round:
-        p.error("--steps must be a multiple of --steps-per-round")
     if "none" not in args.settings:
         args.settings = ["none", *args.settings]
     compressed = [s for s in args.settings if s != "none"]
